@@ -1,0 +1,5 @@
+"""Allow `python -m controlplane`."""
+
+from controlplane.cli import main
+
+raise SystemExit(main())

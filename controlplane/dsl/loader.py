@@ -1,0 +1,106 @@
+"""Load route files into one model, or raise ConfigError with every problem at once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path as FsPath
+
+from pydantic import ValidationError
+
+from controlplane import model as m
+from controlplane.dsl.convert import build_listener, build_service
+from controlplane.dsl.locate import problems_from_validation
+from controlplane.dsl.policy import AddressPolicy
+from controlplane.dsl.schema import DocumentSpec
+from controlplane.dsl.semantic import Checker, FileDoc
+from controlplane.dsl.yamltext import read_yaml
+from controlplane.errors import ConfigError, Problem
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
+"""Route files above this size are refused before parsing."""
+
+
+def load_files(paths: Iterable[str], policy: AddressPolicy | None = None) -> m.Model:
+    """Read and validate `paths` (files, or directories of *.yaml / *.yml files) as one config."""
+    texts: list[tuple[str, str]] = []
+    problems: list[Problem] = []
+    for source in _expand(paths):
+        text, problem = _read(source)
+        if problem:
+            problems.append(problem)
+        else:
+            texts.append((source, text))
+    if problems:
+        raise ConfigError(problems)
+    return load_texts(texts, policy)
+
+
+def load_texts(texts: Iterable[tuple[str, str]], policy: AddressPolicy | None = None) -> m.Model:
+    """Validate (source name, YAML text) pairs as one config; raise ConfigError on any problem."""
+    docs: list[FileDoc] = []
+    problems: list[Problem] = []
+    for source, text in sorted(texts):
+        doc, found = _parse(source, text)
+        problems.extend(found)
+        if doc is not None:
+            docs.append(doc)
+    if not problems:
+        problems = Checker(docs, policy or AddressPolicy()).run()
+    if problems:
+        raise ConfigError(problems)
+    return _build(docs)
+
+
+def _parse(source: str, text: str) -> tuple[FileDoc | None, list[Problem]]:
+    """Shape-check one file; YAML-level problems (e.g. duplicate keys) do not hide schema ones."""
+    located = read_yaml(text, source)
+    value = {} if located.value is None else located.value
+    if not isinstance(value, dict):
+        wrong = Problem(source, 1, 1, "", "a route file is a mapping with listeners and services")
+        return None, located.problems or [wrong]
+    try:
+        spec = DocumentSpec.model_validate(value)
+    except ValidationError as exc:
+        return None, [*located.problems, *problems_from_validation(exc, DocumentSpec, located, source)]
+    return (None if located.problems else FileDoc(source, located, spec)), located.problems
+
+
+def _build(docs: list[FileDoc]) -> m.Model:
+    listeners: list[m.Listener] = []
+    services: list[m.Service] = []
+    origins: dict[str, m.Origin] = {}
+    for doc in docs:
+        for i, spec in enumerate(doc.spec.listeners):
+            listeners.append(build_listener(spec))
+            origins[f"listener/{spec.name}"] = m.Origin(doc.source, doc.located.position(("listeners", i))[0])
+        for name, service_spec in doc.spec.services.items():
+            services.append(build_service(name, service_spec))
+            origins[f"service/{name}"] = m.Origin(doc.source, doc.located.position(("services", name), key=True)[0])
+    return m.Model(
+        listeners=tuple(sorted(listeners, key=lambda x: x.name)),
+        services=tuple(sorted(services, key=lambda x: x.name)),
+        origins=origins,
+    )
+
+
+def _expand(paths: Iterable[str]) -> list[str]:
+    """Files as given; directories expanded to their *.yaml and *.yml files, sorted."""
+    found: list[str] = []
+    for path in paths:
+        p = FsPath(path)
+        if p.is_dir():
+            found.extend(sorted(str(f) for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file()))
+        else:
+            found.append(path)
+    return found
+
+
+def _read(source: str) -> tuple[str, Problem | None]:
+    try:
+        path = FsPath(source)
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return "", Problem(source, 0, 0, "", f"file is larger than {MAX_FILE_BYTES} bytes")
+        return path.read_text(encoding="utf-8"), None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return "", Problem(source, 0, 0, "", f"cannot read: {reason}")

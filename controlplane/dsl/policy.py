@@ -1,0 +1,40 @@
+"""Operator policy on where routes may send traffic: set by flags, never by a route file."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+LINK_LOCAL: tuple[Network, ...] = (
+    ipaddress.ip_network("169.254.0.0/16"),
+    ipaddress.ip_network("fe80::/10"),
+)
+"""Link-local ranges, home of cloud metadata services (169.254.169.254): denied by default."""
+
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Which endpoint addresses a route file may send traffic to (operator settings, not DSL)."""
+
+    envoy_admin_port: int = 9901
+    """Envoy's admin port: loopback endpoints on it would let a route reach the admin API."""
+    denied: tuple[Network, ...] = LINK_LOCAL
+    allowed: tuple[Network, ...] = ()
+    """When non-empty, every endpoint must be inside one of these networks."""
+
+    def refusal(self, host: str, port: int) -> str | None:
+        """Why `host:port` may not be an endpoint, or None when it may."""
+        ip = ipaddress.ip_address(host)
+        if ip.is_unspecified:
+            return f"{host} is the unspecified address, not an upstream"
+        if port == self.envoy_admin_port and ip.is_loopback:
+            return f"{host}:{port} is Envoy's own admin port"
+        for net in self.denied:
+            if ip.version == net.version and ip in net:
+                return f"{host} is in the denied network {net}"
+        if self.allowed and not any(ip.version == n.version and ip in n for n in self.allowed):
+            return f"{host} is outside the allowed networks ({', '.join(map(str, self.allowed))})"
+        return None

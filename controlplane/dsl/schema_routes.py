@@ -1,0 +1,274 @@
+"""DSL schema of `listeners:`, virtual hosts and routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from controlplane.dsl.schema_common import (
+    CorsSpec,
+    HeaderOpsSpec,
+    RateLimitSpec,
+    Spec,
+    at_most_one,
+    exactly_one,
+    listify,
+)
+from controlplane.dsl.types import (
+    Duration,
+    HeaderName,
+    HeaderValue,
+    IpAddress,
+    Method,
+    Name,
+    PathText,
+    Percent,
+    Port,
+    Regex,
+)
+
+RETRY_ON = (
+    "5xx",
+    "gateway-error",
+    "reset",
+    "reset-before-request",
+    "connect-failure",
+    "envoy-ratelimited",
+    "retriable-4xx",
+    "refused-stream",
+    "retriable-status-codes",
+    "retriable-headers",
+    "http3-post-connect-failure",
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
+)
+"""Envoy's `x-envoy-retry-on` and `x-envoy-retry-grpc-on` conditions."""
+
+
+def _value_shorthand(value: Any) -> Any:
+    return value if isinstance(value, dict) else {"exact": value}
+
+
+def _targets_shorthand(value: Any) -> Any:
+    return [{"service": value}] if isinstance(value, str) else value
+
+
+def _mirror_shorthand(value: Any) -> Any:
+    return [{"service": v} if isinstance(v, str) else v for v in listify(value)]
+
+
+class ValueMatchSpec(Spec):
+    """How a header or query value matches; a plain string means `exact`."""
+
+    exact: HeaderValue | None = None
+    prefix: HeaderValue | None = None
+    suffix: HeaderValue | None = None
+    contains: HeaderValue | None = None
+    regex: Regex | None = None
+    present: Literal[True] | None = None
+    invert: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ValueMatchSpec:
+        exactly_one(self, "exact", "prefix", "suffix", "contains", "regex", "present")
+        return self
+
+
+ValueMatch = Annotated[ValueMatchSpec, BeforeValidator(_value_shorthand)]
+
+
+class MatchSpec(Spec):
+    """Which requests a route takes: one of prefix/path/regex, plus headers, query, methods."""
+
+    prefix: PathText | None = None
+    path: PathText | None = None
+    regex: Regex | None = None
+    headers: dict[HeaderName, ValueMatch] = {}
+    query: dict[str, ValueMatch] = {}
+    methods: list[Method] = []
+    case_sensitive: bool = True
+
+    @model_validator(mode="after")
+    def _one_path_rule(self) -> MatchSpec:
+        exactly_one(self, "prefix", "path", "regex")
+        if any(v.invert for v in self.query.values()):
+            raise ValueError("invert is supported on header matches only")
+        return self
+
+
+class TargetSpec(Spec):
+    """A service and its share of a weighted split."""
+
+    service: str
+    weight: int = Field(1, ge=0, le=1_000_000)
+
+
+class BackoffSpec(Spec):
+    """Retry back-off: exponential from `base`, capped at `max` (default 10x base)."""
+
+    base: Duration
+    max: Duration | None = None
+
+
+class RetriesSpec(Spec):
+    """Retry policy for a route."""
+
+    attempts: int = Field(ge=0, le=10)
+    on: list[Literal[RETRY_ON]] = ["connect-failure", "refused-stream", "reset"]  # type: ignore[valid-type]
+    per_try_timeout: Duration | None = None
+    backoff: BackoffSpec | None = None
+    status_codes: list[Annotated[int, Field(ge=100, le=599)]] = []
+    other_host: bool = True
+
+
+class RedirectSpec(Spec):
+    """Send an HTTP redirect instead of proxying; unset parts keep the request's."""
+
+    status: Literal[301, 302, 303, 307, 308] = 301
+    scheme: Literal["http", "https"] | None = None
+    host: str | None = None
+    port: Port | None = None
+    path: PathText | None = None
+    prefix: PathText | None = None
+    strip_query: bool = False
+
+    @model_validator(mode="after")
+    def _path_or_prefix(self) -> RedirectSpec:
+        at_most_one(self, "path", "prefix")
+        return self
+
+
+class DirectResponseSpec(Spec):
+    """Answer from Envoy itself."""
+
+    status: int = Field(ge=200, le=599)
+    body: Annotated[str, Field(max_length=4096)] = ""
+
+
+class RegexRewriteSpec(Spec):
+    """Replace what `pattern` matches in the path with `substitution` (\\1 for groups)."""
+
+    pattern: Regex
+    substitution: str
+
+
+class RewriteSpec(Spec):
+    """Rewrite the path prefix, or the path by regex, and/or the Host header."""
+
+    prefix: str | None = None
+    regex: RegexRewriteSpec | None = None
+    host: str | None = None
+
+    @model_validator(mode="after")
+    def _prefix_or_regex(self) -> RewriteSpec:
+        at_most_one(self, "prefix", "regex")
+        return self
+
+
+class MirrorSpec(Spec):
+    """Copy `percent` of requests to `service` (responses discarded)."""
+
+    service: str
+    percent: Percent = 100.0
+
+
+class DelaySpec(Spec):
+    """Delay `percent` of requests by `fixed`."""
+
+    fixed: Duration
+    percent: Percent = 100.0
+
+
+class AbortSpec(Spec):
+    """Fail `percent` of requests with `status`."""
+
+    status: int = Field(ge=200, le=599)
+    percent: Percent = 100.0
+
+
+class FaultSpec(Spec):
+    """Fault injection for resilience testing."""
+
+    delay: DelaySpec | None = None
+    abort: AbortSpec | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> FaultSpec:
+        if self.delay is None and self.abort is None:
+            raise ValueError("set delay, abort, or both")
+        return self
+
+
+class RouteSpec(Spec):
+    """One routing rule; exactly one of to, redirect, direct_response."""
+
+    name: Name | None = None
+    match: MatchSpec
+    to: Annotated[list[TargetSpec] | None, BeforeValidator(_targets_shorthand)] = None
+    redirect: RedirectSpec | None = None
+    direct_response: DirectResponseSpec | None = None
+    timeout: Duration | None = None
+    idle_timeout: Duration | None = None
+    retries: RetriesSpec | None = None
+    rewrite: RewriteSpec | None = None
+    request_headers: HeaderOpsSpec | None = None
+    response_headers: HeaderOpsSpec | None = None
+    mirror: Annotated[list[MirrorSpec] | None, BeforeValidator(_mirror_shorthand)] = None
+    fault: FaultSpec | None = None
+    rate_limit: RateLimitSpec | None = None
+    cors: CorsSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> RouteSpec:
+        exactly_one(self, "to", "redirect", "direct_response")
+        if self.to is not None and (not self.to or sum(t.weight for t in self.to) == 0):
+            raise ValueError("'to' needs at least one service with a weight above 0")
+        if self.to is None and (self.rewrite or self.retries or self.mirror or self.timeout is not None):
+            raise ValueError("rewrite, retries, mirror and timeout apply only to routes with 'to'")
+        return self
+
+
+class HostSpec(Spec):
+    """A virtual host: domains and their ordered routes (first match wins)."""
+
+    name: Name | None = None
+    domains: list[str] = Field(min_length=1)
+    routes: list[RouteSpec] = Field(min_length=1)
+    request_headers: HeaderOpsSpec | None = None
+    response_headers: HeaderOpsSpec | None = None
+    rate_limit: RateLimitSpec | None = None
+    cors: CorsSpec | None = None
+
+
+class HttpOptionsSpec(Spec):
+    """HTTP connection manager settings (defaults follow Envoy's edge best practices)."""
+
+    use_remote_address: bool = True
+    xff_num_trusted_hops: int = Field(0, ge=0, le=10)
+    idle_timeout: Duration = 3_600_000
+    request_timeout: Duration = 300_000
+    stream_idle_timeout: Duration = 300_000
+    request_headers_timeout: Duration = 10_000
+    max_request_headers_kb: int = Field(60, ge=1, le=8192)
+    max_connections: int | None = Field(None, ge=1)
+
+
+class ListenerSpec(Spec):
+    """A port Envoy listens on; `routes` is shorthand for one host matching every domain."""
+
+    name: Name
+    port: Port
+    address: IpAddress = "0.0.0.0"
+    nodes: list[str] = []
+    routes: list[RouteSpec] | None = None
+    hosts: list[HostSpec] | None = None
+    http: HttpOptionsSpec = HttpOptionsSpec()
+
+    @model_validator(mode="after")
+    def _routes_or_hosts(self) -> ListenerSpec:
+        exactly_one(self, "routes", "hosts")
+        return self

@@ -1,0 +1,162 @@
+"""Checks that span fields and files: references, duplicates, policy combinations, addresses.
+
+Pydantic has already checked each object's shape; these rules need the whole configuration.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from controlplane.dsl.schema import DocumentSpec
+from controlplane.dsl.schema_routes import ListenerSpec, RouteSpec
+from controlplane.dsl.schema_services import ServiceSpec
+from controlplane.dsl.policy import AddressPolicy
+from controlplane.dsl.service_rules import service_problems
+from controlplane.dsl.yamltext import Located, Path, format_path
+from controlplane.errors import Problem
+
+_DOMAIN = re.compile(r"^(\*|\*[.-][a-z0-9.-]+|[a-z0-9.-]+[.-]\*|[a-z0-9.-]+)(:\d{1,5})?$")
+
+@dataclass(frozen=True)
+class FileDoc:
+    """One parsed, shape-valid route file."""
+
+    source: str
+    located: Located
+    spec: DocumentSpec
+
+
+@dataclass
+class Checker:
+    """Collects every cross-cutting problem in a set of files."""
+
+    docs: list[FileDoc]
+    policy: AddressPolicy
+    problems: list[Problem] = field(default_factory=list)
+
+    def run(self) -> list[Problem]:
+        """All problems found, in no particular order."""
+        services = self._collect_services()
+        self._check_listener_names()
+        for doc, path, listener in self._listeners():
+            self._check_listener(doc, path, listener, services)
+        for doc, path, service in services.values():
+            self._check_service(doc, path, service)
+        return self.problems
+
+    def report(self, doc: FileDoc, path: Path, message: str, *, key: bool = False) -> None:
+        """Record a problem at `path` of `doc`."""
+        line, col = doc.located.position(path, key=key)
+        self.problems.append(Problem(doc.source, line, col, format_path(path), message))
+
+    def _where(self, doc: FileDoc, path: Path, *, key: bool = False) -> str:
+        line, _ = doc.located.position(path, key=key)
+        return f"{doc.source}:{line}"
+
+    def _listeners(self) -> Iterator[tuple[FileDoc, Path, ListenerSpec]]:
+        for doc in self.docs:
+            for i, listener in enumerate(doc.spec.listeners):
+                yield doc, ("listeners", i), listener
+
+    def _collect_services(self) -> dict[str, tuple[FileDoc, Path, ServiceSpec]]:
+        found: dict[str, tuple[FileDoc, Path, ServiceSpec]] = {}
+        for doc in self.docs:
+            for name, service in doc.spec.services.items():
+                path: Path = ("services", name)
+                if name in found:
+                    first = self._where(found[name][0], found[name][1], key=True)
+                    self.report(doc, path, f"service '{name}' is already defined at {first}", key=True)
+                    continue
+                found[name] = (doc, path, service)
+        return found
+
+    def _check_listener_names(self) -> None:
+        seen: dict[str, str] = {}
+        bound: list[tuple[ListenerSpec, str]] = []
+        for doc, path, listener in self._listeners():
+            if listener.name in seen:
+                self.report(doc, (*path, "name"), f"listener '{listener.name}' is already defined at "
+                            f"{seen[listener.name]}")
+            seen.setdefault(listener.name, self._where(doc, path))
+            for other, where in bound:
+                if _same_socket(listener, other):
+                    self.report(doc, (*path, "port"), f"port {listener.port} is already used by listener "
+                                f"'{other.name}' at {where} for the same Envoys")
+            bound.append((listener, self._where(doc, path)))
+
+    def _check_listener(
+        self, doc: FileDoc, path: Path, listener: ListenerSpec, services: dict[str, object]
+    ) -> None:
+        self._check_domains(doc, path, listener)
+        for routes_path, routes in _route_lists(listener):
+            base = (*path, *routes_path)
+            for j, route in enumerate(routes):
+                self._check_route(doc, (*base, j), route, services)
+            self._check_route_names(doc, base, routes)
+
+    def _check_domains(self, doc: FileDoc, path: Path, listener: ListenerSpec) -> None:
+        owners: dict[str, int] = {}
+        names: set[str] = set()
+        for i, host in enumerate(listener.hosts or []):
+            name = host.name or host.domains[0]
+            if name in names:
+                self.report(doc, (*path, "hosts", i), f"host name '{name}' is used twice in this listener")
+            names.add(name)
+            for j, domain in enumerate(host.domains):
+                where = (*path, "hosts", i, "domains", j)
+                if not _DOMAIN.match(domain.lower()):
+                    self.report(doc, where, f"invalid domain {domain!r}: use a host name, optionally "
+                                "with one leading or trailing '*' and a ':port'")
+                elif domain.lower() in owners:
+                    self.report(doc, where, f"domain {domain!r} already belongs to hosts[{owners[domain]}]")
+                owners.setdefault(domain.lower(), i)
+
+    def _check_route(self, doc: FileDoc, path: Path, route: RouteSpec, services: dict[str, object]) -> None:
+        for i, target in enumerate(route.to or []):
+            self._check_reference(doc, (*path, "to", i, "service"), target.service, services)
+        for i, mirror in enumerate(route.mirror or []):
+            self._check_reference(doc, (*path, "mirror", i, "service"), mirror.service, services)
+        if route.rewrite and route.rewrite.prefix is not None and route.match.prefix is None:
+            self.report(doc, (*path, "rewrite", "prefix"), "a prefix rewrite needs a prefix match")
+        if route.redirect and route.redirect.prefix is not None and route.match.prefix is None:
+            self.report(doc, (*path, "redirect", "prefix"), "a prefix redirect needs a prefix match")
+
+    def _check_reference(self, doc: FileDoc, path: Path, name: str, services: dict[str, object]) -> None:
+        if name in services:
+            return
+        close = difflib.get_close_matches(name, sorted(services), n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        self.report(doc, path, f"unknown service '{name}'{hint}")
+
+    def _check_route_names(self, doc: FileDoc, base: Path, routes: list[RouteSpec]) -> None:
+        seen: set[str] = set()
+        for j, route in enumerate(routes):
+            if route.name and route.name in seen:
+                self.report(doc, (*base, j, "name"), f"route name '{route.name}' is used twice in this host")
+            if route.name:
+                seen.add(route.name)
+
+    def _check_service(self, doc: FileDoc, path: Path, service: ServiceSpec) -> None:
+        for sub_path, message in service_problems(service, self.policy):
+            self.report(doc, (*path, *sub_path), message)
+
+
+def _same_socket(a: ListenerSpec, b: ListenerSpec) -> bool:
+    """Whether two listeners would bind the same port on one Envoy."""
+    if a.port != b.port:
+        return False
+    wildcard = {"0.0.0.0", "::"}
+    if a.address != b.address and a.address not in wildcard and b.address not in wildcard:
+        return False
+    return not a.nodes or not b.nodes or bool(set(a.nodes) & set(b.nodes))
+
+
+def _route_lists(listener: ListenerSpec) -> Iterator[tuple[Path, list[RouteSpec]]]:
+    """(path from the listener, routes) for the shorthand `routes` or each of `hosts`."""
+    if listener.routes is not None:
+        yield ("routes",), listener.routes
+    for i, host in enumerate(listener.hosts or []):
+        yield ("hosts", i, "routes"), host.routes

@@ -1,0 +1,149 @@
+"""Scalar types of the DSL: durations, addresses, names, header names and values, RE2 regexes.
+
+Each parser raises ValueError with a message written for the user; the loader adds the file,
+line and field path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any
+
+import re2
+from pydantic import AfterValidator, BeforeValidator, StringConstraints
+
+RE2_MAX_PROGRAM_SIZE = 100
+"""Envoy's default `re2.max_program_size.error_level`: larger regexes are rejected by Envoy."""
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
+_HEADER_NAME = re.compile(r"^:?[a-z0-9!#$%&'*+.^_`|~-]+$")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
+
+
+def parse_duration(value: Any) -> int:
+    """`250ms`, `2s`, `1m30s`, `1h` -> milliseconds. Bare numbers are refused (which unit?)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError("expected a duration such as 250ms, 2s or 1m")
+    if not isinstance(value, str):
+        raise ValueError(f"duration {value!r} needs a unit: write e.g. {value}s or {value}ms")
+    text = value.strip()
+    parts = _DURATION_PART.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"invalid duration {value!r}: use a number and a unit (ms, s, m, h), e.g. 250ms")
+    total = sum(float(n) * _UNIT_MS[u] for n, u in parts)
+    if total != int(total):
+        raise ValueError(f"duration {value!r} is finer than a millisecond")
+    return int(total)
+
+
+def parse_name(value: Any) -> str:
+    """Names of listeners and services: lower-case DNS-label style, up to 63 characters."""
+    if not isinstance(value, str):
+        raise ValueError("expected a name (a string)")
+    if len(value) > 63 or not _NAME.match(value):
+        raise ValueError(
+            f"invalid name {value!r}: use 1-63 lower-case letters, digits, '-', '.' or '_', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def parse_header_name(value: Any) -> str:
+    """An HTTP header name (an RFC 9110 token); returned lower-cased as Envoy compares them."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected a header name")
+    lowered = value.lower()
+    if not _HEADER_NAME.match(lowered):
+        raise ValueError(f"invalid header name {value!r}: only RFC 9110 token characters are allowed")
+    return lowered
+
+
+def check_header_value(value: Any) -> str:
+    """A header value: a string without control characters (CR/LF would split headers)."""
+    if not isinstance(value, str):
+        hint = f' (quote it: "{value}")' if isinstance(value, int | float) else ""
+        raise ValueError(f"header value must be a string{hint}")
+    if _CONTROL.search(value):
+        raise ValueError("header value contains a control character")
+    return value
+
+
+def check_regex(value: Any) -> str:
+    """A regex Envoy will accept: RE2 syntax, program size within Envoy's default limit."""
+    if not isinstance(value, str):
+        raise ValueError("expected a regular expression (a string)")
+    try:
+        compiled = re2.compile(value)
+    except re2.error as exc:
+        raise ValueError(f"invalid RE2 regex {value!r}: {exc}") from None
+    if compiled.programsize > RE2_MAX_PROGRAM_SIZE:
+        raise ValueError(
+            f"regex {value!r} is too complex for Envoy: RE2 program size {compiled.programsize} "
+            f"exceeds {RE2_MAX_PROGRAM_SIZE}; simplify it"
+        )
+    return value
+
+
+def check_method(value: Any) -> str:
+    """An HTTP method name (upper case)."""
+    if not isinstance(value, str) or value not in _METHODS:
+        raise ValueError(f"unknown HTTP method {value!r}; expected one of {', '.join(_METHODS)}")
+    return value
+
+
+def check_path(value: Any) -> str:
+    """A request path or prefix: starts with '/', no spaces, control characters, '#' or '?'."""
+    if not isinstance(value, str):
+        raise ValueError("expected a path (a string starting with '/')")
+    if not value.startswith("/"):
+        raise ValueError(f"path {value!r} must start with '/'")
+    if _CONTROL.search(value) or any(c in value for c in " #?\t"):
+        raise ValueError(f"path {value!r} contains a space, control character, '#' or '?'")
+    return value
+
+
+def parse_socket_address(value: Any) -> tuple[str, int]:
+    """`1.2.3.4:80` or `[::1]:80` -> (host, port). Endpoints are IP addresses, not host names."""
+    if not isinstance(value, str) or ":" not in value:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    host, _, port_text = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"{host!r} is not an IP address (endpoints are IPv4 or [IPv6] addresses)") from None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"port {port_text!r} out of range 1-65535")
+    return str(ip), int(port_text)
+
+
+def check_ip(value: Any) -> str:
+    """A listener bind address: an IPv4 or IPv6 address."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
+Duration = Annotated[int, BeforeValidator(parse_duration)]
+Name = Annotated[str, BeforeValidator(parse_name)]
+HeaderName = Annotated[str, BeforeValidator(parse_header_name)]
+HeaderValue = Annotated[str, BeforeValidator(check_header_value)]
+Regex = Annotated[str, BeforeValidator(check_regex)]
+Method = Annotated[str, BeforeValidator(check_method)]
+PathText = Annotated[str, BeforeValidator(check_path)]
+IpAddress = Annotated[str, BeforeValidator(check_ip)]
+Port = Annotated[int, AfterValidator(lambda p: _in_range(p, 1, 65535, "port"))]
+Percent = Annotated[float, AfterValidator(lambda p: _in_range(p, 0, 100, "percent"))]
+Text = Annotated[str, StringConstraints(max_length=4096)]
+
+
+def _in_range(value: float, low: float, high: float, what: str) -> Any:
+    if not low <= value <= high:
+        raise ValueError(f"{what} {value} out of range {low}-{high}")
+    return value

@@ -1,0 +1,126 @@
+"""Read YAML into plain Python values while remembering where every value came from.
+
+Two YAML 1.1 traps are closed here: `on`/`off`/`yes`/`no` are plain strings (YAML 1.2 core
+schema: only `true`/`false` are booleans), and `1:30` is a string, not a base-60 integer.
+Duplicate mapping keys, which PyYAML silently merges, are reported as problems.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from controlplane.errors import Problem
+
+Path = tuple[str | int, ...]
+"""A location inside a document: mapping keys and sequence indexes from the root."""
+
+_INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
+_HEX = re.compile(r"^0x[0-9a-fA-F]+$")
+_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_NULL = {"", "~", "null", "Null", "NULL"}
+_BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+
+
+@dataclass
+class Located:
+    """A parsed document: the value plus the line/column of every key and value in it."""
+
+    value: Any
+    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
+        """Line and column of `path`, or of its nearest located ancestor."""
+        for end in range(len(path), -1, -1):
+            prefix = path[:end]
+            if key and prefix in self.keys:
+                return self.keys[prefix]
+            if prefix in self.values:
+                return self.values[prefix]
+        return (1, 1)
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    """Resolve a plain scalar by the YAML 1.2 core schema; quoted scalars stay strings."""
+    text = node.value
+    if node.style in ("'", '"', "|", ">") or node.tag == "tag:yaml.org,2002:str":
+        return text
+    if text in _NULL:
+        return None
+    if text in _BOOL:
+        return _BOOL[text]
+    if _INT.match(text):
+        return int(text)
+    if _HEX.match(text):
+        return int(text, 16)
+    if _FLOAT.match(text) and any(c.isdigit() for c in text):
+        return float(text)
+    return text
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.doc = Located(value=None)
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.doc.values[path] = _mark(node)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return _scalar(node)
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            line, col = _mark(key_node)
+            key = _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str):
+                self._problem(line, col, path, "mapping keys must be strings")
+                continue
+            if key in result:
+                self._problem(line, col, (*path, key), f"duplicate key '{key}'")
+                continue
+            self.doc.keys[(*path, key)] = (line, col)
+            result[key] = self.build(value_node, (*path, key))
+        return result
+
+    def _problem(self, line: int, col: int, path: Path, message: str) -> None:
+        self.doc.problems.append(Problem(self.source, line, col, format_path(path), message))
+
+
+def format_path(path: Path) -> str:
+    """Render a path as `listeners[0].routes[1].match`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def read_yaml(text: str, source: str) -> Located:
+    """Parse one YAML document; syntax errors, aliases and duplicate keys become problems."""
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        reason = exc.problem or exc.context or "invalid YAML"
+        return Located(value=None, problems=[Problem(source, line, col, "", f"YAML syntax error: {reason}")])
+    if len(nodes) > 1:
+        line, col = _mark(nodes[1])
+        return Located(value=None, problems=[Problem(source, line, col, "", "only one YAML document per file")])
+    if not nodes:
+        return Located(value={})
+    builder = _Builder(source)
+    builder.doc.value = builder.build(nodes[0], ())
+    return builder.doc

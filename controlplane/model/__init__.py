@@ -1,0 +1,68 @@
+"""The validated, immutable model every source produces and the translator consumes.
+
+Frozen dataclasses and tuples only: no protobuf, Kubernetes or DSL types. Durations are integer
+milliseconds so that equality and hashing are exact and output is deterministic.
+"""
+
+from controlplane.model.routes import (
+    Cors,
+    DirectResponse,
+    Fault,
+    HeaderMatch,
+    HeaderOps,
+    HttpOptions,
+    Listener,
+    Match,
+    Mirror,
+    QueryMatch,
+    RateLimit,
+    Redirect,
+    Retries,
+    Rewrite,
+    Route,
+    VirtualHost,
+    WeightedTarget,
+)
+from controlplane.model.services import (
+    CircuitBreaker,
+    Endpoint,
+    HashPolicy,
+    HealthCheck,
+    LbPolicy,
+    OutlierDetection,
+    Protocol,
+    Service,
+    SlowStart,
+)
+from controlplane.model.config import Model, Origin
+
+__all__ = [
+    "CircuitBreaker",
+    "Cors",
+    "DirectResponse",
+    "Endpoint",
+    "Fault",
+    "HashPolicy",
+    "HeaderMatch",
+    "HeaderOps",
+    "HealthCheck",
+    "HttpOptions",
+    "LbPolicy",
+    "Listener",
+    "Match",
+    "Mirror",
+    "Model",
+    "Origin",
+    "OutlierDetection",
+    "Protocol",
+    "QueryMatch",
+    "RateLimit",
+    "Redirect",
+    "Retries",
+    "Rewrite",
+    "Route",
+    "Service",
+    "SlowStart",
+    "VirtualHost",
+    "WeightedTarget",
+]
