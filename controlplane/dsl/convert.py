@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from controlplane import model as m
+from controlplane.dsl.convert_services import build_service
 from controlplane.dsl.schema_common import CorsSpec, HeaderOpsSpec, RateLimitSpec
 from controlplane.dsl.schema_routes import (
     HostSpec,
@@ -13,7 +14,6 @@ from controlplane.dsl.schema_routes import (
     RouteSpec,
     ValueMatchSpec,
 )
-from controlplane.dsl.convert_services import build_service
 
 __all__ = ["build_listener", "build_service"]
 
@@ -22,6 +22,7 @@ _VALUE_KINDS = ("exact", "prefix", "suffix", "contains", "regex", "present")
 
 def build_listener(spec: ListenerSpec) -> m.Listener:
     """A model listener; the `routes` shorthand becomes one host named after the listener."""
+    hosts: tuple[m.VirtualHost, ...]
     if spec.routes is not None:
         hosts = (m.VirtualHost(name=spec.name, domains=("*",), routes=_routes(spec.routes)),)
     else:

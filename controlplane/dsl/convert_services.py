@@ -31,7 +31,9 @@ def build_service(name: str, spec: ServiceSpec) -> m.Service:
         health_check=_health_check(spec.health_check),
         outlier_detection=_outlier_detection(spec.outlier_detection),
         circuit_breaker=_circuit_breaker(spec.circuit_breaker),
-        slow_start=m.SlowStart(spec.slow_start.window, spec.slow_start.aggression) if spec.slow_start else None,
+        slow_start=m.SlowStart(spec.slow_start.window, spec.slow_start.aggression)
+        if spec.slow_start
+        else None,
         panic_threshold_percent=spec.panic_threshold,
     )
 

@@ -14,7 +14,6 @@ LINK_LOCAL: tuple[Network, ...] = (
 """Link-local ranges, home of cloud metadata services (169.254.169.254): denied by default."""
 
 
-
 @dataclass(frozen=True)
 class AddressPolicy:
     """Which endpoint addresses a route file may send traffic to (operator settings, not DSL)."""

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from controlplane.dsl.policy import AddressPolicy
 from controlplane.dsl.schema import DocumentSpec
 from controlplane.dsl.schema_routes import ListenerSpec, RouteSpec
 from controlplane.dsl.schema_services import ServiceSpec
-from controlplane.dsl.policy import AddressPolicy
 from controlplane.dsl.service_rules import service_problems
 from controlplane.dsl.yamltext import Located, Path, format_path
 from controlplane.errors import Problem
 
 _DOMAIN = re.compile(r"^(\*|\*[.-][a-z0-9.-]+|[a-z0-9.-]+[.-]\*|[a-z0-9.-]+)(:\d{1,5})?$")
+
 
 @dataclass(frozen=True)
 class FileDoc:
@@ -78,17 +79,24 @@ class Checker:
         bound: list[tuple[ListenerSpec, str]] = []
         for doc, path, listener in self._listeners():
             if listener.name in seen:
-                self.report(doc, (*path, "name"), f"listener '{listener.name}' is already defined at "
-                            f"{seen[listener.name]}")
+                self.report(
+                    doc,
+                    (*path, "name"),
+                    f"listener '{listener.name}' is already defined at {seen[listener.name]}",
+                )
             seen.setdefault(listener.name, self._where(doc, path))
             for other, where in bound:
                 if _same_socket(listener, other):
-                    self.report(doc, (*path, "port"), f"port {listener.port} is already used by listener "
-                                f"'{other.name}' at {where} for the same Envoys")
+                    self.report(
+                        doc,
+                        (*path, "port"),
+                        f"port {listener.port} is already used by listener "
+                        f"'{other.name}' at {where} for the same Envoys",
+                    )
             bound.append((listener, self._where(doc, path)))
 
     def _check_listener(
-        self, doc: FileDoc, path: Path, listener: ListenerSpec, services: dict[str, object]
+        self, doc: FileDoc, path: Path, listener: ListenerSpec, services: Mapping[str, object]
     ) -> None:
         self._check_domains(doc, path, listener)
         for routes_path, routes in _route_lists(listener):
@@ -108,13 +116,19 @@ class Checker:
             for j, domain in enumerate(host.domains):
                 where = (*path, "hosts", i, "domains", j)
                 if not _DOMAIN.match(domain.lower()):
-                    self.report(doc, where, f"invalid domain {domain!r}: use a host name, optionally "
-                                "with one leading or trailing '*' and a ':port'")
+                    self.report(
+                        doc,
+                        where,
+                        f"invalid domain {domain!r}: use a host name, optionally "
+                        "with one leading or trailing '*' and a ':port'",
+                    )
                 elif domain.lower() in owners:
                     self.report(doc, where, f"domain {domain!r} already belongs to hosts[{owners[domain]}]")
                 owners.setdefault(domain.lower(), i)
 
-    def _check_route(self, doc: FileDoc, path: Path, route: RouteSpec, services: dict[str, object]) -> None:
+    def _check_route(
+        self, doc: FileDoc, path: Path, route: RouteSpec, services: Mapping[str, object]
+    ) -> None:
         for i, target in enumerate(route.to or []):
             self._check_reference(doc, (*path, "to", i, "service"), target.service, services)
         for i, mirror in enumerate(route.mirror or []):
@@ -124,7 +138,7 @@ class Checker:
         if route.redirect and route.redirect.prefix is not None and route.match.prefix is None:
             self.report(doc, (*path, "redirect", "prefix"), "a prefix redirect needs a prefix match")
 
-    def _check_reference(self, doc: FileDoc, path: Path, name: str, services: dict[str, object]) -> None:
+    def _check_reference(self, doc: FileDoc, path: Path, name: str, services: Mapping[str, object]) -> None:
         if name in services:
             return
         close = difflib.get_close_matches(name, sorted(services), n=1, cutoff=0.6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+
 from controlplane.dsl.policy import AddressPolicy
 from controlplane.dsl.schema_services import ServiceSpec
 from controlplane.dsl.types import parse_socket_address

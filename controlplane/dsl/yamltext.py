@@ -78,6 +78,7 @@ class _Builder:
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        assert isinstance(node, yaml.ScalarNode)
         return _scalar(node)
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
@@ -118,7 +119,9 @@ def read_yaml(text: str, source: str) -> Located:
         return Located(value=None, problems=[Problem(source, line, col, "", f"YAML syntax error: {reason}")])
     if len(nodes) > 1:
         line, col = _mark(nodes[1])
-        return Located(value=None, problems=[Problem(source, line, col, "", "only one YAML document per file")])
+        return Located(
+            value=None, problems=[Problem(source, line, col, "", "only one YAML document per file")]
+        )
     if not nodes:
         return Located(value={})
     builder = _Builder(source)

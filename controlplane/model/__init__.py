@@ -4,6 +4,7 @@ Frozen dataclasses and tuples only: no protobuf, Kubernetes or DSL types. Durati
 milliseconds so that equality and hashing are exact and output is deterministic.
 """
 
+from controlplane.model.config import Model, Origin
 from controlplane.model.routes import (
     Cors,
     DirectResponse,
@@ -34,7 +35,6 @@ from controlplane.model.services import (
     Service,
     SlowStart,
 )
-from controlplane.model.config import Model, Origin
 
 __all__ = [
     "CircuitBreaker",

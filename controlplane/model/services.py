@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class LbPolicy(str, Enum):
+class LbPolicy(StrEnum):
     """How Envoy picks an endpoint among the healthy ones of a priority."""
 
     ROUND_ROBIN = "round_robin"
@@ -16,7 +16,7 @@ class LbPolicy(str, Enum):
     MAGLEV = "maglev"
 
 
-class Protocol(str, Enum):
+class Protocol(StrEnum):
     """The protocol Envoy speaks to the upstream."""
 
     HTTP1 = "http1"
