@@ -38,9 +38,11 @@ def build_listener(spec: ListenerSpec) -> m.Listener:
 
 
 def _host(spec: HostSpec) -> m.VirtualHost:
+    """A virtual host; unnamed hosts are named after their first domain in sorted order."""
+    domains = tuple(sorted({d.lower() for d in spec.domains}))
     return m.VirtualHost(
-        name=spec.name or spec.domains[0],
-        domains=tuple(d.lower() for d in spec.domains),
+        name=spec.name or domains[0],
+        domains=domains,
         routes=_routes(spec.routes),
         request_headers=_header_ops(spec.request_headers),
         response_headers=_header_ops(spec.response_headers),
@@ -57,7 +59,7 @@ def _route(spec: RouteSpec) -> m.Route:
     return m.Route(
         match=_match(spec.match),
         name=spec.name or "",
-        targets=tuple(m.WeightedTarget(t.service, t.weight) for t in spec.to or []),
+        targets=tuple(sorted(m.WeightedTarget(t.service, t.weight) for t in spec.to or [])),
         redirect=_redirect(spec),
         direct_response=(
             m.DirectResponse(spec.direct_response.status, spec.direct_response.body)
@@ -70,7 +72,7 @@ def _route(spec: RouteSpec) -> m.Route:
         rewrite=_rewrite(spec),
         request_headers=_header_ops(spec.request_headers),
         response_headers=_header_ops(spec.response_headers),
-        mirrors=tuple(m.Mirror(x.service, x.percent) for x in spec.mirror or []),
+        mirrors=tuple(sorted(m.Mirror(x.service, x.percent) for x in spec.mirror or [])),
         fault=_fault(spec),
         rate_limit=_rate_limit(spec.rate_limit),
         cors=_cors(spec.cors),
@@ -175,10 +177,10 @@ def _cors(spec: CorsSpec | None) -> m.Cors | None:
     if spec is None:
         return None
     return m.Cors(
-        allow_origins=tuple(spec.allow_origins),
-        allow_methods=tuple(spec.allow_methods),
-        allow_headers=tuple(spec.allow_headers),
-        expose_headers=tuple(spec.expose_headers),
+        allow_origins=tuple(sorted(set(spec.allow_origins))),
+        allow_methods=tuple(sorted(set(spec.allow_methods))),
+        allow_headers=tuple(sorted(set(spec.allow_headers))),
+        expose_headers=tuple(sorted(set(spec.expose_headers))),
         max_age_s=(spec.max_age or 0) // 1000,
         allow_credentials=spec.allow_credentials,
     )

@@ -109,7 +109,7 @@ class Checker:
         owners: dict[str, int] = {}
         names: set[str] = set()
         for i, host in enumerate(listener.hosts or []):
-            name = host.name or host.domains[0]
+            name = host.name or min(d.lower() for d in host.domains)
             if name in names:
                 self.report(doc, (*path, "hosts", i), f"host name '{name}' is used twice in this listener")
             names.add(name)

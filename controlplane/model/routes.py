@@ -39,7 +39,7 @@ class Match:
     case_sensitive: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class WeightedTarget:
     """One service in a weighted split."""
 
@@ -103,7 +103,7 @@ class HeaderOps:
         return bool(self.set or self.add or self.remove)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Mirror:
     """Copy a share of requests to another service; its responses are discarded."""
 

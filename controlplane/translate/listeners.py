@@ -35,9 +35,8 @@ def listener(spec: Listener) -> listener_pb2.Listener:
     """The Envoy listener for `spec`; its routes come from the RouteConfiguration of the same name."""
     filters = [listener_components_pb2.Filter(name=HCM, typed_config=pack(http_connection_manager(spec)))]
     if spec.http.max_connections:
-        limit = connection_limit_pb2.ConnectionLimit(
-            stat_prefix=spec.name, max_connections=uint32(spec.http.max_connections)
-        )
+        limit = connection_limit_pb2.ConnectionLimit(stat_prefix=spec.name)
+        limit.max_connections.value = spec.http.max_connections
         filters.insert(0, listener_components_pb2.Filter(name=CONNECTION_LIMIT, typed_config=pack(limit)))
     return listener_pb2.Listener(
         name=spec.name,

@@ -1,0 +1,65 @@
+"""The command line: exit codes, output formats, node groups, policy flags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from controlplane.cli import main
+from tests.conftest import ROOT
+
+EXAMPLE = str(ROOT / "examples" / "routes.yaml")
+
+
+def test_validate_ok(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", EXAMPLE]) == 0
+    assert "ok: 2 listeners, 3 services" in capsys.readouterr().err
+
+
+def test_validate_reports_every_problem_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("listeners:\n  - name: a\n    port: 0\n    routs: []\n", encoding="utf-8")
+    assert main(["validate", str(bad)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert f"{bad}:3:11: listeners[0].port: port 0 out of range 1-65535" in lines
+    assert f"{bad}:4:5: listeners[0].routs: unknown field 'routs' (did you mean 'routes'?)" in lines
+
+
+def test_validate_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "/nonexistent/routes.yaml"]) == 1
+    assert "/nonexistent/routes.yaml:0:0: cannot read" in capsys.readouterr().err
+
+
+def test_render_yaml_groups_by_type(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", EXAMPLE]) == 0
+    data = yaml.safe_load(capsys.readouterr().out)
+    assert list(data) == ["clusters", "endpoints", "listeners", "routes"]
+    assert [item["name"] for item in data["listeners"]] == ["admin-api", "public"]
+
+
+def test_render_json_for_a_node_group(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", EXAMPLE, "--node-cluster", "other", "--output", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [item["name"] for item in data["listeners"]] == ["public"]
+
+
+def test_render_static_bootstrap(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", EXAMPLE, "--static"]) == 0
+    data = yaml.safe_load(capsys.readouterr().out)
+    assert {c["type"] for c in data["static_resources"]["clusters"]} == {"STATIC"}
+
+
+def test_deny_cidr_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", EXAMPLE, "--deny-cidr", "127.0.0.0/8"]) == 1
+    assert "denied network 127.0.0.0/8" in capsys.readouterr().err
+
+
+def test_directory_input(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(Path(EXAMPLE).read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("not yaml: [", encoding="utf-8")
+    assert main(["validate", str(tmp_path)]) == 0

@@ -1,0 +1,56 @@
+"""The YAML reader: YAML 1.2 scalars, positions, duplicate keys, syntax errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from controlplane.dsl.yamltext import format_path, read_yaml
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        pytest.param("on", "on", id="on-is-a-string"),
+        pytest.param("yes", "yes", id="yes-is-a-string"),
+        pytest.param("off", "off", id="off-is-a-string"),
+        pytest.param("true", True, id="true"),
+        pytest.param("False", False, id="false"),
+        pytest.param("1:30", "1:30", id="no-base-60"),
+        pytest.param("010", 10, id="leading-zero-is-decimal"),
+        pytest.param("0x1f", 31, id="hex"),
+        pytest.param("1.5", 1.5, id="float"),
+        pytest.param("~", None, id="null"),
+        pytest.param('"1"', "1", id="quoted-number"),
+        pytest.param("127.0.0.1:8080", "127.0.0.1:8080", id="address"),
+    ],
+)
+def test_scalars_follow_yaml_1_2(text: str, value: object) -> None:
+    assert read_yaml(f"k: {text}\n", "f.yaml").value == {"k": value}
+
+
+def test_on_as_a_key_stays_a_string() -> None:
+    assert read_yaml("retries: {on: [5xx]}\n", "f.yaml").value == {"retries": {"on": ["5xx"]}}
+
+
+def test_positions_of_keys_and_values() -> None:
+    doc = read_yaml("a:\n  b: [1, 2]\n", "f.yaml")
+    assert doc.keys[("a", "b")] == (2, 3)
+    assert doc.values[("a", "b", 1)] == (2, 10)
+    assert doc.position(("a", "b", 7, "deeper")) == (2, 6)
+
+
+def test_duplicate_keys_are_problems() -> None:
+    doc = read_yaml("a: 1\nb: 2\na: 3\n", "f.yaml")
+    assert [str(p) for p in doc.problems] == ["f.yaml:3:1: a: duplicate key 'a'"]
+    assert doc.value == {"a": 1, "b": 2}
+
+
+def test_syntax_errors_are_located() -> None:
+    doc = read_yaml("a: [1, 2\nb: 3\n", "f.yaml")
+    assert len(doc.problems) == 1
+    assert doc.problems[0].line == 2
+    assert "YAML syntax error" in doc.problems[0].message
+
+
+def test_format_path() -> None:
+    assert format_path(("listeners", 0, "routes", 2, "match")) == "listeners[0].routes[2].match"
