@@ -54,3 +54,17 @@ def test_syntax_errors_are_located() -> None:
 
 def test_format_path() -> None:
     assert format_path(("listeners", 0, "routes", 2, "match")) == "listeners[0].routes[2].match"
+
+
+def test_alias_bomb_is_refused_quickly() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    doc = read_yaml("\n".join(lines) + "\n", "bomb.yaml")
+    assert doc.value is None
+    assert "more than 200000 values" in doc.problems[0].message
+
+
+def test_self_referencing_alias_is_refused() -> None:
+    doc = read_yaml("a: &a [*a]\n", "loop.yaml")
+    assert doc.value is None
+    assert "nested deeper" in doc.problems[0].message

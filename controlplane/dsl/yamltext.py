@@ -21,6 +21,11 @@ Path = tuple[str | int, ...]
 _INT = re.compile(r"^[-+]?[0-9]+$")
 _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+MAX_NODES = 200_000
+"""Upper bound on values in one document, counting alias expansions ("billion laughs")."""
+MAX_DEPTH = 64
+"""Upper bound on nesting; also stops self-referencing aliases."""
+
 _NULL = {"", "~", "null", "Null", "NULL"}
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
 
@@ -67,12 +72,24 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+class _TooLarge(Exception):
+    def __init__(self, node: yaml.Node, reason: str) -> None:
+        self.node = node
+        self.reason = reason
+
+
 class _Builder:
     def __init__(self, source: str) -> None:
         self.source = source
         self.doc = Located(value=None)
+        self.count = 0
 
     def build(self, node: yaml.Node, path: Path) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise _TooLarge(node, f"document has more than {MAX_NODES} values (after alias expansion)")
+        if len(path) > MAX_DEPTH:
+            raise _TooLarge(node, f"document is nested deeper than {MAX_DEPTH} levels")
         self.doc.values[path] = _mark(node)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
@@ -125,5 +142,9 @@ def read_yaml(text: str, source: str) -> Located:
     if not nodes:
         return Located(value={})
     builder = _Builder(source)
-    builder.doc.value = builder.build(nodes[0], ())
+    try:
+        builder.doc.value = builder.build(nodes[0], ())
+    except _TooLarge as exc:
+        line, col = _mark(exc.node)
+        return Located(value=None, problems=[Problem(source, line, col, "", exc.reason)])
     return builder.doc
