@@ -48,9 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="route files or directories of them")
     parser.add_argument("--envoy-admin-port", type=int, default=9901, help="refuse endpoints on this port")
-    parser.add_argument(
-        "--deny-cidr", action="append", default=[], type=_network, help="refuse endpoints here"
-    )
+    parser.add_argument("--deny-cidr", action="append", default=[], type=_network, help="refuse endpoints here")
     parser.add_argument("--allow-cidr", action="append", default=[], type=_network, help="only allow these")
 
 

@@ -62,9 +62,7 @@ def _route(spec: RouteSpec) -> m.Route:
         targets=tuple(sorted(m.WeightedTarget(t.service, t.weight) for t in spec.to or [])),
         redirect=_redirect(spec),
         direct_response=(
-            m.DirectResponse(spec.direct_response.status, spec.direct_response.body)
-            if spec.direct_response
-            else None
+            m.DirectResponse(spec.direct_response.status, spec.direct_response.body) if spec.direct_response else None
         ),
         timeout_ms=spec.timeout,
         idle_timeout_ms=spec.idle_timeout or 0,

@@ -31,9 +31,7 @@ def build_service(name: str, spec: ServiceSpec) -> m.Service:
         health_check=_health_check(spec.health_check),
         outlier_detection=_outlier_detection(spec.outlier_detection),
         circuit_breaker=_circuit_breaker(spec.circuit_breaker),
-        slow_start=m.SlowStart(spec.slow_start.window, spec.slow_start.aggression)
-        if spec.slow_start
-        else None,
+        slow_start=m.SlowStart(spec.slow_start.window, spec.slow_start.aggression) if spec.slow_start else None,
         panic_threshold_percent=spec.panic_threshold,
     )
 
@@ -41,9 +39,7 @@ def build_service(name: str, spec: ServiceSpec) -> m.Service:
 def _endpoint(spec: EndpointSpec) -> m.Endpoint:
     host, port = parse_socket_address(spec.address)
     priority = 1 if spec.backup else (spec.priority or 0)
-    return m.Endpoint(
-        host=host, port=port, weight=spec.weight, zone=spec.zone, region=spec.region, priority=priority
-    )
+    return m.Endpoint(host=host, port=port, weight=spec.weight, zone=spec.zone, region=spec.region, priority=priority)
 
 
 def _hash_on(spec: HashOnSpec | None) -> m.HashPolicy | None:

@@ -75,9 +75,7 @@ def _build(docs: list[FileDoc]) -> m.Model:
             origins[f"listener/{spec.name}"] = m.Origin(doc.source, doc.located.position(("listeners", i))[0])
         for name, service_spec in doc.spec.services.items():
             services.append(build_service(name, service_spec))
-            origins[f"service/{name}"] = m.Origin(
-                doc.source, doc.located.position(("services", name), key=True)[0]
-            )
+            origins[f"service/{name}"] = m.Origin(doc.source, doc.located.position(("services", name), key=True)[0])
     return m.Model(
         listeners=tuple(sorted(listeners, key=lambda x: x.name)),
         services=tuple(sorted(services, key=lambda x: x.name)),

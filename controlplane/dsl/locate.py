@@ -14,9 +14,7 @@ from controlplane.dsl.yamltext import Located, Path, format_path
 from controlplane.errors import Problem
 
 
-def problems_from_validation(
-    exc: ValidationError, root: type[BaseModel], doc: Located, source: str
-) -> list[Problem]:
+def problems_from_validation(exc: ValidationError, root: type[BaseModel], doc: Located, source: str) -> list[Problem]:
     """One problem per pydantic error, at the line of the offending key or value."""
     return [_problem(error, root, doc, source) for error in exc.errors()]
 

@@ -95,9 +95,7 @@ class Checker:
                     )
             bound.append((listener, self._where(doc, path)))
 
-    def _check_listener(
-        self, doc: FileDoc, path: Path, listener: ListenerSpec, services: Mapping[str, object]
-    ) -> None:
+    def _check_listener(self, doc: FileDoc, path: Path, listener: ListenerSpec, services: Mapping[str, object]) -> None:
         self._check_domains(doc, path, listener)
         for routes_path, routes in _route_lists(listener):
             base = (*path, *routes_path)
@@ -126,9 +124,7 @@ class Checker:
                     self.report(doc, where, f"domain {domain!r} already belongs to hosts[{owners[domain]}]")
                 owners.setdefault(domain.lower(), i)
 
-    def _check_route(
-        self, doc: FileDoc, path: Path, route: RouteSpec, services: Mapping[str, object]
-    ) -> None:
+    def _check_route(self, doc: FileDoc, path: Path, route: RouteSpec, services: Mapping[str, object]) -> None:
         for i, target in enumerate(route.to or []):
             self._check_reference(doc, (*path, "to", i, "service"), target.service, services)
         for i, mirror in enumerate(route.mirror or []):

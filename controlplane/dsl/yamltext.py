@@ -136,9 +136,7 @@ def read_yaml(text: str, source: str) -> Located:
         return Located(value=None, problems=[Problem(source, line, col, "", f"YAML syntax error: {reason}")])
     if len(nodes) > 1:
         line, col = _mark(nodes[1])
-        return Located(
-            value=None, problems=[Problem(source, line, col, "", "only one YAML document per file")]
-        )
+        return Located(value=None, problems=[Problem(source, line, col, "", "only one YAML document per file")])
     if not nodes:
         return Located(value={})
     builder = _Builder(source)

@@ -39,9 +39,7 @@ def cluster(service: Service) -> cluster_pb2.Cluster:
     if service.panic_threshold_percent is not None:
         result.common_lb_config.healthy_panic_threshold.value = service.panic_threshold_percent
     if service.protocol in (Protocol.HTTP2, Protocol.GRPC):
-        result.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(
-            http2_options(), deterministic=True
-        )
+        result.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(http2_options(), deterministic=True)
     return result
 
 

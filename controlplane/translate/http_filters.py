@@ -85,9 +85,7 @@ def http_fault(spec: Fault) -> fault_pb2.HTTPFault:
         )
     if spec.abort_status:
         result.abort.CopyFrom(
-            fault_pb2.FaultAbort(
-                http_status=spec.abort_status, percentage=fractional_percent(spec.abort_percent)
-            )
+            fault_pb2.FaultAbort(http_status=spec.abort_status, percentage=fractional_percent(spec.abort_percent))
         )
     return result
 

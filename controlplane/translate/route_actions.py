@@ -33,9 +33,7 @@ def route_action(route: Route, services: Mapping[str, Service]) -> rc.RouteActio
         request_mirror_policies=[
             rc.RouteAction.RequestMirrorPolicy(
                 cluster=m.service,
-                runtime_fraction=base_pb2.RuntimeFractionalPercent(
-                    default_value=fractional_percent(m.percent)
-                ),
+                runtime_fraction=base_pb2.RuntimeFractionalPercent(default_value=fractional_percent(m.percent)),
             )
             for m in route.mirrors
         ],

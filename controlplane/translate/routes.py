@@ -36,9 +36,7 @@ def route_configuration(listener: Listener, services: Mapping[str, Service]) -> 
     """
     return route_pb2.RouteConfiguration(
         name=listener.name,
-        virtual_hosts=[
-            virtual_host(h, services) for h in sorted(listener.virtual_hosts, key=lambda h: h.name)
-        ],
+        virtual_hosts=[virtual_host(h, services) for h in sorted(listener.virtual_hosts, key=lambda h: h.name)],
         ignore_port_in_host_matching=True,
     )
 
@@ -138,9 +136,7 @@ def _set_header_ops(target: rc.Route | rc.VirtualHost, request: HeaderOps, respo
 def _header_options(ops: HeaderOps) -> list[base_pb2.HeaderValueOption]:
     overwrite = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
     append = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
-    return [_header_option(k, v, overwrite) for k, v in ops.set] + [
-        _header_option(k, v, append) for k, v in ops.add
-    ]
+    return [_header_option(k, v, overwrite) for k, v in ops.set] + [_header_option(k, v, append) for k, v in ops.add]
 
 
 def _header_option(key: str, value: str, action: int) -> base_pb2.HeaderValueOption:

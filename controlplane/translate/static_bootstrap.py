@@ -25,12 +25,8 @@ def static_bootstrap(
     bootstrap.node.id = node_id
     bootstrap.node.cluster = node_cluster
     bootstrap.admin.address.CopyFrom(socket_address("127.0.0.1", admin_port))
-    bootstrap.static_resources.listeners.extend(
-        _inline_routes(item, routes) for item in resources[LISTENER_TYPE]
-    )
-    bootstrap.static_resources.clusters.extend(
-        _inline_endpoints(c, assignments) for c in resources[CLUSTER_TYPE]
-    )
+    bootstrap.static_resources.listeners.extend(_inline_routes(item, routes) for item in resources[LISTENER_TYPE])
+    bootstrap.static_resources.clusters.extend(_inline_endpoints(c, assignments) for c in resources[CLUSTER_TYPE])
     return bootstrap
 
 

@@ -1,0 +1,56 @@
+"""The snapshot cache: the current snapshot of every node group, and who to tell when it changes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from controlplane.cache.snapshot import Snapshot
+
+Listener = Callable[[], None]
+
+
+class SnapshotCache:
+    """Snapshots per node group (Envoy's node.cluster) with a default for every other group.
+
+    Until the first `publish`, `get` returns None: a stream then waits rather than send an
+    empty listener or cluster set, which would delete everything an Envoy already has.
+    """
+
+    def __init__(self) -> None:
+        self._groups: dict[str, Snapshot] = {}
+        self._default: Snapshot | None = None
+        self._listeners: set[Listener] = set()
+
+    def get(self, node_group: str) -> Snapshot | None:
+        """The snapshot for Envoys whose node.cluster is `node_group`."""
+        return self._groups.get(node_group, self._default)
+
+    def publish(self, default: Snapshot, groups: Mapping[str, Snapshot]) -> bool:
+        """Replace every snapshot; tell subscribers only if something changed. True if it did."""
+        for snapshot in (default, *groups.values()):
+            problems = snapshot.problems()
+            if problems:
+                raise ValueError("inconsistent snapshot: " + "; ".join(problems))
+        changed = self._default is None or self._default.version != default.version
+        changed = changed or {k: v.version for k, v in groups.items()} != {
+            k: v.version for k, v in self._groups.items()
+        }
+        self._default, self._groups = default, dict(groups)
+        if changed:
+            for notify in list(self._listeners):
+                notify()
+        return changed
+
+    def subscribe(self, notify: Listener) -> Callable[[], None]:
+        """Call `notify` after every change; returns the function that unsubscribes."""
+        self._listeners.add(notify)
+        return lambda: self._listeners.discard(notify)
+
+    @property
+    def ready(self) -> bool:
+        """Whether a first complete snapshot has been published."""
+        return self._default is not None
+
+    def groups(self) -> list[str]:
+        """Node groups that have a snapshot of their own."""
+        return sorted(self._groups)

@@ -1,0 +1,153 @@
+"""Incremental (delta) xDS: one resource type on one stream, without I/O.
+
+The server tracks which version of each resource the client holds. A response carries only
+resources whose version differs and names the client holds that no longer exist. A NACK
+restores what the client held before that response, and the rejected resource versions are
+never sent again (xDS spec: "Incremental xDS", "ACK and NACK semantics").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf import any_pb2
+
+from controlplane.cache.snapshot import Resource
+from controlplane.xds.types import WILDCARD_TYPES, Nack, TypeStatus
+
+Changes = dict[str, tuple[str | None, str | None]]
+"""name -> (version the client held before, version sent; None = removed)."""
+
+
+@dataclass
+class DeltaState:
+    """One type on one delta stream."""
+
+    type_url: str
+    wildcard: bool = False
+    names: set[str] = field(default_factory=set)
+    known: dict[str, str] = field(default_factory=dict)
+    """What the client holds (assumed on send, reverted on NACK)."""
+    pending: dict[str, Changes] = field(default_factory=dict)
+    rejected: dict[str, set[str]] = field(default_factory=dict)
+    last_nack: Nack | None = None
+    last_sent: dict[str, Resource] = field(default_factory=dict)
+    """Every resource ever sent on this stream, latest version per name."""
+    nonce: str = ""
+    sent_version: str = ""
+    acked_version: str = ""
+    started: bool = False
+
+    @property
+    def in_flight(self) -> bool:
+        """Whether a response awaits its ACK or NACK."""
+        return bool(self.pending)
+
+    @property
+    def acked_names(self) -> frozenset[str]:
+        """Names the client holds."""
+        return frozenset(self.known)
+
+    def on_request(self, request: discovery_pb2.DeltaDiscoveryRequest, now: float) -> str:
+        """Apply a request; returns "stale", "ack", "nack" or "request"."""
+        if not self.started:
+            self._start(request)
+        self._subscribe(request)
+        if not request.response_nonce:
+            return "request"
+        changes = self.pending.pop(request.response_nonce, None)
+        if changes is None:
+            return "stale"
+        if request.HasField("error_detail"):
+            self._reject(request, changes, now)
+            return "nack"
+        self.acked_version = self.sent_version if not self.pending else self.acked_version
+        return "ack"
+
+    def _start(self, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
+        self.started = True
+        self.known = dict(request.initial_resource_versions)
+        subscribe = set(request.resource_names_subscribe)
+        self.wildcard = self.type_url in WILDCARD_TYPES and (not subscribe or "*" in subscribe)
+
+    def _subscribe(self, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
+        subscribe = set(request.resource_names_subscribe)
+        unsubscribe = set(request.resource_names_unsubscribe)
+        if "*" in subscribe:
+            self.wildcard = True
+        if "*" in unsubscribe:
+            self.wildcard = False
+        self.names = (self.names | subscribe) - unsubscribe - {"*"}
+        for name in unsubscribe:
+            self.known.pop(name, None)
+
+    def _reject(self, request: discovery_pb2.DeltaDiscoveryRequest, changes: Changes, now: float) -> None:
+        detail = request.error_detail
+        self.last_nack = Nack(self.sent_version, request.response_nonce, detail.message, detail.code, now)
+        for name, (before, sent) in changes.items():
+            if sent is not None:
+                self.rejected.setdefault(name, set()).add(sent)
+            if before is None:
+                self.known.pop(name, None)
+            else:
+                self.known[name] = before
+
+    def interested(self, available: Mapping[str, Resource]) -> dict[str, Resource]:
+        """The resources this stream should hold, out of `available`."""
+        if self.wildcard:
+            return dict(available)
+        return {n: available[n] for n in self.names if n in available}
+
+    def respond(
+        self, desired: Mapping[str, Resource], nonce: str, system_version: str
+    ) -> discovery_pb2.DeltaDiscoveryResponse | None:
+        """Changed and removed resources since what the client holds, or None when nothing changed."""
+        changed = [
+            desired[n]
+            for n in sorted(desired)
+            if self.known.get(n) != desired[n].version and desired[n].version not in self.rejected.get(n, ())
+        ]
+        removed = sorted(n for n in self.known if n not in desired and (self.wildcard or n in self.names))
+        if not changed and not removed:
+            return None
+        changes: Changes = {r.name: (self.known.get(r.name), r.version) for r in changed}
+        changes.update({n: (self.known[n], None) for n in removed})
+        self._apply(changes)
+        self.last_sent.update((r.name, r) for r in changed)
+        self.pending[nonce], self.nonce, self.sent_version = changes, nonce, system_version
+        return discovery_pb2.DeltaDiscoveryResponse(
+            system_version_info=system_version,
+            type_url=self.type_url,
+            nonce=nonce,
+            resources=[_wire(self.type_url, r) for r in changed],
+            removed_resources=removed,
+        )
+
+    def _apply(self, changes: Changes) -> None:
+        for name, (_, sent) in changes.items():
+            if sent is None:
+                self.known.pop(name, None)
+            else:
+                self.known[name] = sent
+
+    def status(self) -> TypeStatus:
+        """A read-only view for status pages."""
+        return TypeStatus(
+            type_url=self.type_url,
+            sent_version=self.sent_version,
+            acked_version=self.acked_version,
+            nonce=self.nonce,
+            in_flight=self.in_flight,
+            subscribed=None if self.wildcard else tuple(sorted(self.names)),
+            last_nack=self.last_nack,
+        )
+
+
+def _wire(type_url: str, resource: Resource) -> discovery_pb2.Resource:
+    return discovery_pb2.Resource(
+        name=resource.name,
+        version=resource.version,
+        resource=any_pb2.Any(type_url=type_url, value=resource.serialized),
+    )

@@ -1,0 +1,85 @@
+"""The gRPC server: xDS services, the gRPC health service, and deliberate limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from envoy.service.cluster.v3 import cds_pb2_grpc
+from envoy.service.discovery.v3 import ads_pb2_grpc
+from envoy.service.endpoint.v3 import eds_pb2_grpc
+from envoy.service.listener.v3 import lds_pb2_grpc
+from envoy.service.route.v3 import rds_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from controlplane.xds.server import DiscoveryServer
+
+MAX_RECEIVE_BYTES = 4 * 1024 * 1024
+"""Largest request accepted: a delta reconnect that echoes ~50,000 resource names fits."""
+MAX_SEND_BYTES = 64 * 1024 * 1024
+"""Largest response: a full state-of-the-world CDS or EDS of a big mesh."""
+MAX_STREAMS_PER_CONNECTION = 64
+
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
+    ("grpc.max_send_message_length", MAX_SEND_BYTES),
+    ("grpc.max_concurrent_streams", MAX_STREAMS_PER_CONNECTION),
+    # Envoy pings its xDS connections (the generated bootstrap: every 30s); accept pings down
+    # to every 5s, even without calls, instead of answering with GOAWAY "too_many_pings".
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+    ("grpc.http2.max_ping_strikes", 3),
+    # Our own pings find dead peers (a partitioned Envoy) within 40s.
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+]
+
+
+def _stream_method(server: DiscoveryServer, *, delta: bool) -> Any:
+    """A servicer method running the shared loop; grpc.aio needs an async generator function."""
+
+    async def method(self: Any, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+        async for response in server.stream(requests, context, delta=delta):
+            yield response
+
+    return method
+
+
+def _servicer(base: type, sotw: str, delta: str, server: DiscoveryServer) -> Any:
+    """An instance of `base` whose two stream methods (`sotw`, `delta`) run the shared loop."""
+    methods = {sotw: _stream_method(server, delta=False), delta: _stream_method(server, delta=True)}
+    return type(f"{base.__name__}Impl", (base,), methods)()
+
+
+def add_discovery_services(grpc_server: grpc.aio.Server, server: DiscoveryServer) -> None:
+    """Register ADS and the CDS, EDS, LDS and RDS services."""
+    services = [
+        (ads_pb2_grpc, "AggregatedDiscoveryService", "StreamAggregatedResources", "DeltaAggregatedResources"),
+        (cds_pb2_grpc, "ClusterDiscoveryService", "StreamClusters", "DeltaClusters"),
+        (eds_pb2_grpc, "EndpointDiscoveryService", "StreamEndpoints", "DeltaEndpoints"),
+        (lds_pb2_grpc, "ListenerDiscoveryService", "StreamListeners", "DeltaListeners"),
+        (rds_pb2_grpc, "RouteDiscoveryService", "StreamRoutes", "DeltaRoutes"),
+    ]
+    for module, service, sotw, delta in services:
+        servicer = _servicer(getattr(module, f"{service}Servicer"), sotw, delta, server)
+        getattr(module, f"add_{service}Servicer_to_server")(servicer, grpc_server)
+
+
+def create_server(server: DiscoveryServer, address: str) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
+    """A gRPC server listening on `address` (port 0 picks a free one); returns it and the port."""
+    grpc_server = grpc.aio.server(options=SERVER_OPTIONS)
+    add_discovery_services(grpc_server, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
+    port = grpc_server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    return grpc_server, health_servicer, port
+
+
+async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool) -> None:
+    """Report SERVING once a first complete snapshot exists (NOT_SERVING before)."""
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    await health_servicer.set("", status)
+    await health_servicer.set("envoy.service.discovery.v3.AggregatedDiscoveryService", status)

@@ -1,0 +1,95 @@
+"""grpc.aio servicers: ADS and the per-type discovery services, SotW and delta, over one cache.
+
+Each stream runs one loop fed by two things: requests from Envoy and "the cache changed"
+notices. Both lead to the same question for the stream's session: what, if anything, to send now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+
+from controlplane.cache import SnapshotCache
+from controlplane.xds.registry import Connection, NodeRegistry
+from controlplane.xds.session import Session
+
+log = logging.getLogger(__name__)
+
+_CHANGED = object()
+_END = object()
+
+
+class DiscoveryServer:
+    """The protocol loop shared by every xDS service."""
+
+    def __init__(self, cache: SnapshotCache, registry: NodeRegistry, clock: Callable[[], float] = time.time) -> None:
+        self.cache = cache
+        self.registry = registry
+        self.clock = clock
+
+    async def stream(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext, *, delta: bool
+    ) -> AsyncIterator[Any]:
+        """Answer one stream until the client ends it."""
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        reader = asyncio.create_task(_read(requests, queue))
+        unsubscribe = self.cache.subscribe(lambda: queue.put_nowait(_CHANGED))
+        connection: Connection | None = None
+        try:
+            while (item := await queue.get()) is not _END:
+                if item is not _CHANGED:
+                    connection = connection or self._open(item, context, delta)
+                    self._apply(connection, item)
+                if connection is not None:
+                    for response in self._responses(connection):
+                        yield response
+        finally:
+            unsubscribe()
+            reader.cancel()
+            if connection is not None:
+                self.registry.close(connection)
+                log.info("stream closed: node=%s group=%s", connection.node_id, connection.node_group)
+
+    def _open(self, request: Any, context: grpc.aio.ServicerContext, delta: bool) -> Connection:
+        node = request.node
+        session = Session(node_id=node.id, node_group=node.cluster, delta=delta)
+        api = "delta" if delta else "sotw"
+        connection = self.registry.open(node, context.peer(), api, self.clock(), session)
+        log.info("stream opened: node=%s group=%s api=%s peer=%s", node.id, node.cluster, api, context.peer())
+        return connection
+
+    def _apply(self, connection: Connection, request: Any) -> None:
+        outcome = connection.session.on_request(request, self.clock())
+        if outcome == "nack":
+            state = connection.session.states[request.type_url]
+            nack = state.last_nack
+            assert nack is not None
+            self.registry.record_nack(connection, request.type_url, nack)
+            log.warning(
+                "NACK from node=%s type=%s version=%s (not re-sent): %s",
+                connection.node_id,
+                request.type_url.rsplit(".", 1)[-1],
+                nack.version,
+                nack.message,
+            )
+
+    def _responses(self, connection: Connection) -> list[Any]:
+        snapshot = self.cache.get(connection.node_group)
+        if snapshot is None:
+            return []
+        return connection.session.responses(snapshot)
+
+
+async def _read(requests: AsyncIterator[Any], queue: asyncio.Queue[object]) -> None:
+    try:
+        async for request in requests:
+            queue.put_nowait(request)
+    except (grpc.aio.AioRpcError, asyncio.CancelledError):
+        pass
+    finally:
+        queue.put_nowait(_END)

@@ -1,0 +1,101 @@
+"""One Envoy's stream: every resource type it subscribed to, pushed in make-before-break order.
+
+Order (xDS spec, "Eventual consistency considerations"): CDS, then EDS, then LDS, then RDS, one
+type at a time, each waiting for the previous one's ACK or NACK. Clusters a new snapshot drops
+are kept (with their endpoints) until the listeners and routes that stopped using them are
+acknowledged; only then does a final CDS remove them. Listeners and routes wait until Envoy has
+subscribed to the endpoints of every cluster it holds, so no route points at a warming cluster.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controlplane.cache.snapshot import Resource, Snapshot, resources_version
+from controlplane.translate import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, TYPE_ORDER
+from controlplane.xds.delta import DeltaState
+from controlplane.xds.sotw import SotwState
+from controlplane.xds.types import TypeStatus
+
+State = SotwState | DeltaState
+Desired = dict[str, dict[str, Resource]]
+
+
+@dataclass
+class Session:
+    """The protocol state of one stream (ADS, or a single-type service)."""
+
+    node_id: str
+    node_group: str
+    delta: bool
+    states: dict[str, State] = field(default_factory=dict)
+    _nonces: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def on_request(self, request: Any, now: float) -> str:
+        """Apply one request; returns "stale", "ack", "nack" or "request"."""
+        state = self.states.get(request.type_url)
+        if state is None:
+            state = DeltaState(request.type_url) if self.delta else SotwState(request.type_url)
+            self.states[request.type_url] = state
+        return state.on_request(request, now)
+
+    def responses(self, snapshot: Snapshot) -> list[Any]:
+        """What to send now: at most one response, since each type waits for the previous ACK.
+
+        First with every cluster the client holds kept; once nothing else is pending, the final
+        step sends the exact snapshot, which removes clusters no longer used.
+        """
+        for keep_held in (True, False):
+            response, waiting = self._next(self._desired(snapshot, keep_held))
+            if response is not None:
+                return [response]
+            if waiting:
+                return []
+        return []
+
+    def _desired(self, snapshot: Snapshot, keep_held: bool) -> Desired:
+        """The snapshot, plus (when `keep_held`) clusters and endpoints the client holds."""
+        desired = {t: dict(snapshot.get(t).resources) for t in TYPE_ORDER}
+        for type_url in (CLUSTER_TYPE, ENDPOINT_TYPE):
+            state = self.states.get(type_url)
+            if keep_held and state is not None:
+                for name in state.acked_names - desired[type_url].keys():
+                    if name in state.last_sent:
+                        desired[type_url][name] = state.last_sent[name]
+        return desired
+
+    def _next(self, desired: Desired) -> tuple[Any, bool]:
+        """(response to send, None if nothing) and whether a type is still waiting for Envoy."""
+        for type_url in TYPE_ORDER:
+            state = self.states.get(type_url)
+            if state is None:
+                continue
+            if state.in_flight or (type_url in (LISTENER_TYPE, ROUTE_TYPE) and not self._clusters_subscribed()):
+                return None, True
+            response = self._respond(state, state.interested(desired[type_url]))
+            if response is not None:
+                return response, False
+        return None, False
+
+    def _respond(self, state: State, resources: Mapping[str, Resource]) -> Any:
+        nonce = str(next(self._nonces))
+        if isinstance(state, DeltaState):
+            return state.respond(resources, nonce, resources_version(resources))
+        return state.respond(resources, nonce)
+
+    def _clusters_subscribed(self) -> bool:
+        """Whether Envoy asked for the endpoints of every cluster it acknowledged."""
+        clusters, endpoints = self.states.get(CLUSTER_TYPE), self.states.get(ENDPOINT_TYPE)
+        if clusters is None:
+            return True
+        if endpoints is None:
+            return not clusters.acked_names
+        return endpoints.wildcard or clusters.acked_names <= endpoints.names
+
+    def status(self) -> list[TypeStatus]:
+        """Per-type state, in protocol order."""
+        ordered = [t for t in TYPE_ORDER if t in self.states] + sorted(self.states.keys() - set(TYPE_ORDER))
+        return [self.states[t].status() for t in ordered]

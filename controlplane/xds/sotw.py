@@ -1,0 +1,110 @@
+"""State of the world: one resource type on one stream, without I/O.
+
+Rules enforced here, from the xDS protocol spec ("ACK/NACK and resource type instance version",
+"When to send an update"):
+- a request whose response_nonce is not the last nonce sent is stale and ignored;
+- a request answering the last nonce is an ACK, or a NACK when error_detail is set;
+- a NACKed version is never sent again; the next different version is;
+- nothing is sent when the client already has the version (including on reconnect, where the
+  first request's version_info says what the client holds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf import any_pb2
+
+from controlplane.cache.snapshot import Resource, resources_version
+from controlplane.xds.types import WILDCARD_TYPES, Nack, TypeStatus
+
+
+@dataclass
+class SotwState:
+    """One type on one SotW stream."""
+
+    type_url: str
+    wildcard: bool = False
+    names: frozenset[str] = frozenset()
+    nonce: str = ""
+    sent_version: str = ""
+    sent: dict[str, Resource] = field(default_factory=dict)
+    last_sent: dict[str, Resource] = field(default_factory=dict)
+    """Every resource ever sent on this stream, latest version per name."""
+    acked_version: str = ""
+    acked_names: frozenset[str] = frozenset()
+    in_flight: bool = False
+    rejected: set[str] = field(default_factory=set)
+    last_nack: Nack | None = None
+    started: bool = False
+
+    def on_request(self, request: discovery_pb2.DiscoveryRequest, now: float) -> str:
+        """Apply a request; returns "stale", "ack", "nack" or "request"."""
+        if request.response_nonce and request.response_nonce != self.nonce:
+            return "stale"
+        outcome = "request"
+        if self.started and request.response_nonce:
+            outcome = self._answer(request, now)
+        self._subscribe(request)
+        if not self.started:
+            self._start(request)
+        return outcome
+
+    def _start(self, request: discovery_pb2.DiscoveryRequest) -> None:
+        """First request: the client may already hold a version (reconnect, or another replica)."""
+        self.started = True
+        self.sent_version = self.acked_version = request.version_info
+        if request.version_info:
+            self.acked_names = self.names
+
+    def _answer(self, request: discovery_pb2.DiscoveryRequest, now: float) -> str:
+        self.in_flight = False
+        if request.HasField("error_detail"):
+            detail = request.error_detail
+            self.last_nack = Nack(self.sent_version, self.nonce, detail.message, detail.code, now)
+            self.rejected.add(self.sent_version)
+            return "nack"
+        self.acked_version = request.version_info
+        self.acked_names = frozenset(self.sent)
+        return "ack"
+
+    def _subscribe(self, request: discovery_pb2.DiscoveryRequest) -> None:
+        names = set(request.resource_names)
+        self.wildcard = self.type_url in WILDCARD_TYPES and (not names or "*" in names)
+        self.names = frozenset(names - {"*"})
+
+    def interested(self, available: Mapping[str, Resource]) -> dict[str, Resource]:
+        """The resources this stream should hold, out of `available`."""
+        if self.wildcard:
+            return dict(available)
+        return {n: available[n] for n in self.names if n in available}
+
+    def respond(self, desired: Mapping[str, Resource], nonce: str) -> discovery_pb2.DiscoveryResponse | None:
+        """A response carrying `desired`, or None when the client has it or rejected it."""
+        if not desired and not self.wildcard and not self.sent:
+            return None  # names that do not exist yet: remembered, sent when they appear
+        version = resources_version(desired)
+        if version == self.sent_version or version in self.rejected:
+            return None
+        self.sent_version, self.sent, self.nonce, self.in_flight = version, dict(desired), nonce, True
+        self.last_sent.update(desired)
+        return discovery_pb2.DiscoveryResponse(
+            version_info=version,
+            type_url=self.type_url,
+            nonce=nonce,
+            resources=[any_pb2.Any(type_url=self.type_url, value=desired[n].serialized) for n in sorted(desired)],
+        )
+
+    def status(self) -> TypeStatus:
+        """A read-only view for status pages."""
+        return TypeStatus(
+            type_url=self.type_url,
+            sent_version=self.sent_version,
+            acked_version=self.acked_version,
+            nonce=self.nonce,
+            in_flight=self.in_flight,
+            subscribed=None if self.wildcard else tuple(sorted(self.names)),
+            last_nack=self.last_nack,
+        )

@@ -1,0 +1,36 @@
+"""Shared records of the protocol core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controlplane.translate import CLUSTER_TYPE, LISTENER_TYPE
+
+WILDCARD_TYPES = (CLUSTER_TYPE, LISTENER_TYPE)
+"""Types whose first request with no names means "everything" (xDS spec: wildcard subscriptions)."""
+
+
+@dataclass(frozen=True)
+class Nack:
+    """Envoy rejected a response: what we sent, and Envoy's reason."""
+
+    version: str
+    nonce: str
+    message: str
+    code: int
+    at: float
+    """Wall-clock seconds when the NACK arrived (the caller's clock)."""
+
+
+@dataclass(frozen=True)
+class TypeStatus:
+    """What one stream knows of one resource type, for the status page and /debug/config."""
+
+    type_url: str
+    sent_version: str
+    acked_version: str
+    nonce: str
+    in_flight: bool
+    subscribed: tuple[str, ...] | None
+    """None for a wildcard subscription."""
+    last_nack: Nack | None

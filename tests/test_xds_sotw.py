@@ -1,0 +1,175 @@
+"""State-of-the-world protocol over real gRPC with a scripted client (no Envoy)."""
+
+from __future__ import annotations
+
+from controlplane.translate import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from tests.xds_harness import Client, run, running_server, services_yaml, snapshot_of
+
+
+def test_wildcard_cds_then_ack_then_silence() -> None:
+    async def scenario() -> None:
+        async with running_server() as h:
+            h.publish(snapshot_of(services_yaml("a", "b")))
+            client = Client(h.port)
+            await client.request(CLUSTER_TYPE)
+            response = await client.read()
+            assert client.names_of(response) == ["a", "b"]
+            await client.ack(response)
+            assert await client.silent()
+            status = next(iter(h.registry.connections.values())).session.states[CLUSTER_TYPE].status()
+            assert status.acked_version == response.version_info
+            await client.close()
+
+    run(scenario())
+
+
+def test_nothing_is_sent_before_the_first_snapshot() -> None:
+    async def scenario() -> None:
+        async with running_server() as h:
+            client = Client(h.port)
+            await client.request(CLUSTER_TYPE)
+            assert await client.silent()
+            h.publish(snapshot_of(services_yaml("a")))
+            assert client.names_of(await client.read()) == ["a"]
+            await client.close()
+
+    run(scenario())
+
+
+def test_nack_is_recorded_and_the_rejected_version_never_resent() -> None:
+    async def scenario() -> None:
+        async with running_server() as h:
+            h.publish(snapshot_of(services_yaml("a")))
+            client = Client(h.port, node_id="edge-1")
+            await client.request(CLUSTER_TYPE)
+            first = await client.read()
+            await client.ack(first)
+            h.publish(snapshot_of(services_yaml("a", "b")))
+            bad = await client.read()
+            await client.request(CLUSTER_TYPE, [], first.version_info, bad.nonce, error="cluster b: bad")
+            assert await client.silent()
+            h.publish(snapshot_of(services_yaml("a")))  # back and forth: the rejected one must not return
+            h.publish(snapshot_of(services_yaml("a", "b")))
+            assert await client.silent()
+            event = h.registry.nacks[-1]
+            assert (event.node_id, event.nack.version, event.nack.message) == (
+                "edge-1",
+                bad.version_info,
+                "cluster b: bad",
+            )
+            h.publish(snapshot_of(services_yaml("a", "c")))
+            fixed = await client.read()
+            assert client.names_of(fixed) == ["a", "c"]
+            await client.close()
+
+    run(scenario())
+
+
+def test_stale_nonce_is_ignored() -> None:
+    async def scenario() -> None:
+        async with running_server() as h:
+            h.publish(snapshot_of(services_yaml("a")))
+            client = Client(h.port)
+            await client.request(CLUSTER_TYPE)
+            response = await client.read()
+            await client.request(CLUSTER_TYPE, [], "", "stale-nonce", error="old rejection")
+            assert await client.silent()
+            assert not h.registry.nacks
+            await client.ack(response)
+            assert await client.silent()
+            await client.close()
+
+    run(scenario())
+
+
+def test_subscribe_to_a_missing_name_then_create_it() -> None:
+    async def scenario() -> None:
+        async with running_server() as h:
+            h.publish(snapshot_of(services_yaml("a")))
+            client = Client(h.port)
+            await client.request(ENDPOINT_TYPE, ["later"])
+            assert await client.silent()
+            h.publish(snapshot_of(services_yaml("a", "later")))
+            response = await client.read()
+            assert client.names_of(response) == ["later"]
+            await client.close()
+
+    run(scenario())
+
+
+def test_unsubscribe_narrows_the_response() -> None:
+    async def scenario() -> None:
+        async with running_server() as h:
+            h.publish(snapshot_of(services_yaml("a", "b")))
+            client = Client(h.port)
+            await client.request(ENDPOINT_TYPE, ["a", "b"])
+            both = await client.read()
+            assert client.names_of(both) == ["a", "b"]
+            await client.request(ENDPOINT_TYPE, ["a"], both.version_info, both.nonce)
+            only_a = await client.read()
+            assert client.names_of(only_a) == ["a"]
+            await client.close()
+
+    run(scenario())
+
+
+def test_reconnect_with_the_current_version_gets_nothing() -> None:
+    async def scenario() -> None:
+        async with running_server() as h:
+            h.publish(snapshot_of(services_yaml("a")))
+            first = Client(h.port)
+            await first.request(LISTENER_TYPE)
+            response = await first.read()
+            await first.close()
+            again = Client(h.port)
+            await again.request(LISTENER_TYPE, [], response.version_info)
+            assert await again.silent()
+            await again.close()
+
+    run(scenario())
+
+
+def test_make_before_break_order_when_a_route_moves_to_a_new_service() -> None:
+    async def scenario() -> None:
+        async with running_server() as h:
+            h.publish(snapshot_of(services_yaml("old")))
+            client = Client(h.port)
+            held = await _settle(client)
+            h.publish(snapshot_of(services_yaml("new").replace("/new", "/old")))
+            cds = await client.read()
+            assert (cds.type_url, client.names_of(cds)) == (CLUSTER_TYPE, ["new", "old"])  # old kept
+            await client.ack(cds)
+            assert await client.silent()  # routes wait until Envoy asks for the new endpoints
+            await client.request(
+                ENDPOINT_TYPE, ["new", "old"], held[ENDPOINT_TYPE].version_info, held[ENDPOINT_TYPE].nonce
+            )
+            eds = await client.read()
+            assert (eds.type_url, client.names_of(eds)) == (ENDPOINT_TYPE, ["new", "old"])
+            await client.ack(eds)
+            rds = await client.read()
+            assert rds.type_url == ROUTE_TYPE
+            await client.request(ROUTE_TYPE, ["main"], rds.version_info, rds.nonce)
+            final = await client.read()
+            assert (final.type_url, client.names_of(final)) == (CLUSTER_TYPE, ["new"])  # now removed
+            await client.close()
+
+    run(scenario())
+
+
+async def _settle(client: Client) -> dict[str, object]:
+    """Drive a fresh client through CDS, EDS, LDS, RDS as Envoy does at start-up; return the responses."""
+    held = {}
+    await client.request(CLUSTER_TYPE)
+    held[CLUSTER_TYPE] = cds = await client.read()
+    await client.request(ENDPOINT_TYPE, client.names_of(cds))
+    await client.ack(cds)
+    held[ENDPOINT_TYPE] = eds = await client.read()
+    await client.ack(eds)
+    await client.request(LISTENER_TYPE)
+    held[LISTENER_TYPE] = lds = await client.read()
+    await client.request(ROUTE_TYPE, ["main"])
+    await client.ack(lds)
+    held[ROUTE_TYPE] = rds = await client.read()
+    await client.ack(rds)
+    assert await client.silent()
+    return held
