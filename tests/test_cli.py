@@ -19,9 +19,7 @@ def test_validate_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert "ok: 2 listeners, 3 services" in capsys.readouterr().err
 
 
-def test_validate_reports_every_problem_and_exits_1(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_validate_reports_every_problem_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("listeners:\n  - name: a\n    port: 0\n    routs: []\n", encoding="utf-8")
     assert main(["validate", str(bad)]) == 1

@@ -56,7 +56,8 @@ def _parse(source: str, text: str) -> tuple[FileDoc | None, list[Problem]]:
     located = read_yaml(text, source)
     value = {} if located.value is None else located.value
     if not isinstance(value, dict):
-        wrong = Problem(source, 1, 1, "", "a route file is a mapping with listeners and services")
+        line, col = located.values.get((), (1, 1))
+        wrong = Problem(source, line, col, "", "a route file is a mapping with listeners and services")
         return None, located.problems or [wrong]
     try:
         spec = DocumentSpec.model_validate(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Any
@@ -23,7 +24,8 @@ def _problem(error: ErrorDetails, root: type[BaseModel], doc: Located, source: s
     loc: Path = tuple(part for part in error["loc"] if part != "[key]")
     on_key = error["type"] == "extra_forbidden" or "[key]" in error["loc"]
     line, col = doc.position(loc, key=on_key)
-    return Problem(source, line, col, format_path(loc), _message(error, root, loc))
+    shown = loc if error["type"] in ("extra_forbidden", "missing") else doc.resolve(loc)
+    return Problem(source, line, col, format_path(shown), _message(error, root, loc))
 
 
 def _message(error: ErrorDetails, root: type[BaseModel], loc: Path) -> str:
@@ -33,14 +35,28 @@ def _message(error: ErrorDetails, root: type[BaseModel], loc: Path) -> str:
     if kind == "missing":
         return f"required field '{loc[-1]}' is missing"
     if kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        return f"invalid value {_describe(error['input'])}; expected {expected}"
+        return _literal_message(error)
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a mapping (got {_describe(error.get('input'))})"
     message = error["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     if kind.endswith("_type") and "input" in error:
         message += f" (got {_describe(error['input'])})"
     return message
+
+
+def _literal_message(error: ErrorDetails) -> str:
+    """`invalid value 'least_conn'; expected one of: ... (did you mean 'least_request'?)`."""
+    expected = str(error.get("ctx", {}).get("expected", ""))
+    options = re.findall(r"'([^']*)'", expected) or [o.strip() for o in re.split(r",| or ", expected) if o.strip()]
+    options = [{"True": "true", "False": "false"}.get(o, o) for o in options]
+    value = error.get("input")
+    shown = "true" if value is True else "false" if value is False else repr(value)
+    close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6) if isinstance(value, str) else []
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    listed = options[0] if len(options) == 1 else "one of: " + ", ".join(options)
+    return f"invalid value {shown}; expected {listed}{hint}"
 
 
 def _unknown_field(root: type[BaseModel], loc: Path) -> str:

@@ -27,6 +27,9 @@ class AddressPolicy:
     def refusal(self, host: str, port: int) -> str | None:
         """Why `host:port` may not be an endpoint, or None when it may."""
         ip = ipaddress.ip_address(host)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # ::ffff:169.254.169.254 is 169.254.169.254 on the wire
+            host = f"{ip} (IPv4-mapped)"
         if ip.is_unspecified:
             return f"{host} is the unspecified address, not an upstream"
         if port == self.envoy_admin_port and ip.is_loopback:

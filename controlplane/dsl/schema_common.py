@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from controlplane.dsl.types import Duration, HeaderName, HeaderValue, check_regex
+from controlplane.dsl.types import Duration, HeaderName, HeaderValue, ModifiableHeader, Origin
+
+MIN_FILL_INTERVAL_MS = 50
+"""Envoy refuses token buckets that refill more often than every 50ms."""
 
 
 class Spec(BaseModel):
@@ -33,36 +36,38 @@ def at_most_one(spec: BaseModel, *fields: str) -> None:
 class HeaderOpsSpec(Spec):
     """Header changes applied to requests or responses."""
 
-    set: dict[HeaderName, HeaderValue] = {}
-    add: dict[HeaderName, HeaderValue] = {}
-    remove: list[HeaderName] = []
-
-    @model_validator(mode="after")
-    def _no_pseudo_headers(self) -> HeaderOpsSpec:
-        for name in [*self.set, *self.add, *self.remove]:
-            if name.startswith(":") or name == "host":
-                raise ValueError(f"header {name!r} cannot be modified here (use rewrite.host for Host)")
-        return self
+    set: dict[ModifiableHeader, HeaderValue] = {}
+    add: dict[ModifiableHeader, HeaderValue] = {}
+    remove: list[ModifiableHeader] = []
 
 
 class RateLimitSpec(Spec):
     """Local token bucket: `requests` per `per`, bursts up to `burst` (default: `requests`)."""
 
-    requests: int
+    requests: int = Field(ge=1)
     per: Duration
     burst: int | None = None
 
-    @model_validator(mode="after")
-    def _positive(self) -> RateLimitSpec:
-        if self.requests < 1 or self.per < 1 or (self.burst is not None and self.burst < self.requests):
-            raise ValueError("requests and per must be positive, and burst at least requests")
-        return self
+    @field_validator("per")
+    @classmethod
+    def _envoy_minimum_fill_interval(cls, per: int) -> int:
+        if per < MIN_FILL_INTERVAL_MS:
+            raise ValueError(f"per must be at least {MIN_FILL_INTERVAL_MS}ms (Envoy's token bucket minimum)")
+        return per
+
+    @field_validator("burst")
+    @classmethod
+    def _burst_covers_requests(cls, burst: int | None, info: ValidationInfo) -> int | None:
+        requests = info.data.get("requests")
+        if burst is not None and requests is not None and burst < requests:
+            raise ValueError(f"burst ({burst}) must be at least requests ({requests})")
+        return burst
 
 
 class CorsSpec(Spec):
     """CORS policy; origins are exact strings, `*`, or `~REGEX`."""
 
-    allow_origins: list[str]
+    allow_origins: list[Origin] = Field(min_length=1)
     allow_methods: list[str] = []
     allow_headers: list[HeaderName] = []
     expose_headers: list[HeaderName] = []
@@ -70,12 +75,7 @@ class CorsSpec(Spec):
     allow_credentials: bool = False
 
     @model_validator(mode="after")
-    def _origins(self) -> CorsSpec:
-        if not self.allow_origins:
-            raise ValueError("allow_origins must list at least one origin")
-        for origin in self.allow_origins:
-            if origin.startswith("~"):
-                check_regex(origin[1:])
+    def _credentials(self) -> CorsSpec:
         if self.allow_credentials and "*" in self.allow_origins:
             raise ValueError("allow_credentials cannot be used with the origin '*' (browsers refuse it)")
         return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from controlplane.dsl.schema_common import (
     CorsSpec,
@@ -54,7 +54,12 @@ def _value_shorthand(value: Any) -> Any:
 
 
 def _targets_shorthand(value: Any) -> Any:
-    return [{"service": value}] if isinstance(value, str) else value
+    """`to: api` is one target; `to: [a, b]` splits evenly (weight 1 each)."""
+    if isinstance(value, str):
+        return [{"service": value}]
+    if isinstance(value, list):
+        return [{"service": v} if isinstance(v, str) else v for v in value]
+    return value
 
 
 def _mirror_shorthand(value: Any) -> Any:
@@ -112,6 +117,21 @@ class BackoffSpec(Spec):
 
     base: Duration
     max: Duration | None = None
+
+    @field_validator("base")
+    @classmethod
+    def _positive_base(cls, base: int) -> int:
+        if base < 1:
+            raise ValueError("base must be at least 1ms")
+        return base
+
+    @field_validator("max")
+    @classmethod
+    def _max_not_below_base(cls, value: int | None, info: ValidationInfo) -> int | None:
+        base = info.data.get("base")
+        if value is not None and base is not None and value < base:
+            raise ValueError(f"max ({value}ms) must not be below base ({base}ms)")
+        return value
 
 
 class RetriesSpec(Spec):
@@ -222,13 +242,24 @@ class RouteSpec(Spec):
     rate_limit: RateLimitSpec | None = None
     cors: CorsSpec | None = None
 
+    @field_validator("timeout", "idle_timeout", "retries", "rewrite", "mirror")
+    @classmethod
+    def _only_when_forwarding(cls, value: Any, info: ValidationInfo) -> Any:
+        answered_here = info.data.get("redirect") is not None or info.data.get("direct_response") is not None
+        if value is not None and answered_here:
+            raise ValueError(f"{info.field_name} applies only to routes with 'to' (this route answers itself)")
+        return value
+
+    @field_validator("to")
+    @classmethod
+    def _some_weight(cls, targets: list[TargetSpec] | None) -> list[TargetSpec] | None:
+        if targets is not None and (not targets or sum(t.weight for t in targets) == 0):
+            raise ValueError("'to' needs at least one service with a weight above 0")
+        return targets
+
     @model_validator(mode="after")
     def _one_action(self) -> RouteSpec:
         exactly_one(self, "to", "redirect", "direct_response")
-        if self.to is not None and (not self.to or sum(t.weight for t in self.to) == 0):
-            raise ValueError("'to' needs at least one service with a weight above 0")
-        if self.to is None and (self.rewrite or self.retries or self.mirror or self.timeout is not None):
-            raise ValueError("rewrite, retries, mirror and timeout apply only to routes with 'to'")
         return self
 
 

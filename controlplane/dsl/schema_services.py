@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from controlplane.dsl.schema_common import Spec, exactly_one
 from controlplane.dsl.types import Duration, HeaderName, PathText, Percent, parse_socket_address
@@ -95,6 +95,21 @@ class OutlierDetectionSpec(Spec):
     failure_percentage_minimum_hosts: int = Field(5, ge=1)
     failure_percentage_request_volume: int = Field(50, ge=1)
 
+    @field_validator("interval", "base_ejection_time")
+    @classmethod
+    def _positive(cls, value: int, info: ValidationInfo) -> int:
+        if value < 1:
+            raise ValueError(f"{info.field_name} must be at least 1ms")
+        return value
+
+    @field_validator("max_ejection_time")
+    @classmethod
+    def _max_not_below_base(cls, value: int | None, info: ValidationInfo) -> int | None:
+        base = info.data.get("base_ejection_time")
+        if value is not None and base is not None and value < base:
+            raise ValueError(f"max_ejection_time ({value}ms) must not be below base_ejection_time ({base}ms)")
+        return value
+
 
 class RetryBudgetSpec(Spec):
     """Retries allowed as a share of active requests (replaces max_retries)."""
@@ -170,3 +185,10 @@ class ServiceSpec(Spec):
     circuit_breaker: CircuitBreakerSpec | None = None
     slow_start: SlowStartSpec | None = None
     panic_threshold: Percent | None = None
+
+    @field_validator("connect_timeout")
+    @classmethod
+    def _positive_connect_timeout(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("connect_timeout must be at least 1ms")
+        return value

@@ -18,7 +18,7 @@ from controlplane.dsl.service_rules import service_problems
 from controlplane.dsl.yamltext import Located, Path, format_path
 from controlplane.errors import Problem
 
-_DOMAIN = re.compile(r"^(\*|\*[.-][a-z0-9.-]+|[a-z0-9.-]+[.-]\*|[a-z0-9.-]+)(:\d{1,5})?$")
+_DOMAIN = re.compile(r"(\*|\*[.-][a-z0-9.-]+|[a-z0-9.-]+[.-]\*|[a-z0-9.-]+)")
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,9 @@ class Checker:
         return self.problems
 
     def report(self, doc: FileDoc, path: Path, message: str, *, key: bool = False) -> None:
-        """Record a problem at `path` of `doc`."""
+        """Record a problem at `path` of `doc` (as far as the file has that path)."""
         line, col = doc.located.position(path, key=key)
-        self.problems.append(Problem(doc.source, line, col, format_path(path), message))
+        self.problems.append(Problem(doc.source, line, col, format_path(doc.located.resolve(path)), message))
 
     def _where(self, doc: FileDoc, path: Path, *, key: bool = False) -> str:
         line, _ = doc.located.position(path, key=key)
@@ -105,15 +105,16 @@ class Checker:
 
     def _check_domains(self, doc: FileDoc, path: Path, listener: ListenerSpec) -> None:
         owners: dict[str, int] = {}
-        names: set[str] = set()
+        names: dict[str, bool] = {}
         for i, host in enumerate(listener.hosts or []):
             name = host.name or min(d.lower() for d in host.domains)
-            if name in names:
+            # Two unnamed hosts share a name only when they share a domain, reported below.
+            if name in names and (host.name or names[name]):
                 self.report(doc, (*path, "hosts", i), f"host name '{name}' is used twice in this listener")
-            names.add(name)
+            names.setdefault(name, bool(host.name))
             for j, domain in enumerate(host.domains):
                 where = (*path, "hosts", i, "domains", j)
-                if not _DOMAIN.match(domain.lower()):
+                if not _DOMAIN.fullmatch(domain.lower()):
                     self.report(
                         doc,
                         where,
@@ -121,7 +122,7 @@ class Checker:
                         "with one leading or trailing '*' and a ':port'",
                     )
                 elif domain.lower() in owners:
-                    self.report(doc, where, f"domain {domain!r} already belongs to hosts[{owners[domain]}]")
+                    self.report(doc, where, f"domain {domain!r} already belongs to hosts[{owners[domain.lower()]}]")
                 owners.setdefault(domain.lower(), i)
 
     def _check_route(self, doc: FileDoc, path: Path, route: RouteSpec, services: Mapping[str, object]) -> None:

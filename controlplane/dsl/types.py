@@ -18,8 +18,8 @@ RE2_MAX_PROGRAM_SIZE = 100
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
-_HEADER_NAME = re.compile(r"^:?[a-z0-9!#$%&'*+.^_`|~-]+$")
+_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
+_HEADER_NAME = re.compile(r":?[a-z0-9!#$%&'*+.^_`|~-]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
 
@@ -44,7 +44,7 @@ def parse_name(value: Any) -> str:
     """Names of listeners and services: lower-case DNS-label style, up to 63 characters."""
     if not isinstance(value, str):
         raise ValueError("expected a name (a string)")
-    if len(value) > 63 or not _NAME.match(value):
+    if len(value) > 63 or not _NAME.fullmatch(value):
         raise ValueError(
             f"invalid name {value!r}: use 1-63 lower-case letters, digits, '-', '.' or '_', "
             "starting and ending with a letter or digit"
@@ -57,7 +57,7 @@ def parse_header_name(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("expected a header name")
     lowered = value.lower()
-    if not _HEADER_NAME.match(lowered):
+    if not _HEADER_NAME.fullmatch(lowered):
         raise ValueError(f"invalid header name {value!r}: only RFC 9110 token characters are allowed")
     return lowered
 
@@ -76,15 +76,36 @@ def check_regex(value: Any) -> str:
     """A regex Envoy will accept: RE2 syntax, program size within Envoy's default limit."""
     if not isinstance(value, str):
         raise ValueError("expected a regular expression (a string)")
+    options = re2.Options()
+    options.log_errors = False  # RE2's C++ logger would write to stderr around our own lines
     try:
-        compiled = re2.compile(value)
+        compiled = re2.compile(value, options)
     except re2.error as exc:
-        raise ValueError(f"invalid RE2 regex {value!r}: {exc}") from None
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(f"invalid RE2 regex {_quote(value)}: {reason}") from None
     if compiled.programsize > RE2_MAX_PROGRAM_SIZE:
         raise ValueError(
-            f"regex {value!r} is too complex for Envoy: RE2 program size {compiled.programsize} "
+            f"regex {_quote(value)} is too complex for Envoy: RE2 program size {compiled.programsize} "
             f"exceeds {RE2_MAX_PROGRAM_SIZE}; simplify it"
         )
+    return value
+
+
+def check_modifiable_header(value: str) -> str:
+    """A header that route rules may set, add or remove (not Host, not pseudo-headers)."""
+    if value == "host":
+        raise ValueError("the Host header cannot be set or removed here: use rewrite.host")
+    if value.startswith(":"):
+        raise ValueError(f"pseudo-header {value!r} cannot be set or removed")
+    return value
+
+
+def check_origin(value: Any) -> str:
+    """A CORS origin: exact, `*`, or `~REGEX`."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected an origin such as https://app.example.com, '*' or '~REGEX'")
+    if value.startswith("~"):
+        check_regex(value[1:])
     return value
 
 
@@ -113,6 +134,8 @@ def parse_socket_address(value: Any) -> tuple[str, int]:
     host, _, port_text = value.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"write IPv6 endpoints in brackets, e.g. [{host}]:{port_text}")
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
@@ -123,17 +146,26 @@ def parse_socket_address(value: Any) -> tuple[str, int]:
 
 
 def check_ip(value: Any) -> str:
-    """A listener bind address: an IPv4 or IPv6 address."""
+    """A listener bind address: an IPv4 or IPv6 address, written as text."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IP address such as 0.0.0.0 or ::, got {value!r}")
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise ValueError(f"{value!r} is not an IP address") from None
 
 
+def _quote(text: str) -> str:
+    """Quote user text as the user wrote it (no doubled backslashes)."""
+    return "'" + text + "'"
+
+
 Duration = Annotated[int, BeforeValidator(parse_duration)]
 Name = Annotated[str, BeforeValidator(parse_name)]
 HeaderName = Annotated[str, BeforeValidator(parse_header_name)]
 HeaderValue = Annotated[str, BeforeValidator(check_header_value)]
+ModifiableHeader = Annotated[str, BeforeValidator(parse_header_name), AfterValidator(check_modifiable_header)]
+Origin = Annotated[str, BeforeValidator(check_origin)]
 Regex = Annotated[str, BeforeValidator(check_regex)]
 Method = Annotated[str, BeforeValidator(check_method)]
 PathText = Annotated[str, BeforeValidator(check_path)]

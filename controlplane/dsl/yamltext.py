@@ -39,15 +39,27 @@ class Located:
     keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
+    def resolve(self, path: Path) -> Path:
+        """The longest part of `path` that exists in the file.
+
+        Shorthands add steps the user never wrote (`to: api` is validated as `to[0].service`,
+        `mirror: {...}` as `mirror[0]`): such index steps are skipped, and the path stops at the
+        first other step the file does not have.
+        """
+        real: Path = ()
+        for part in path:
+            if (*real, part) in self.values:
+                real = (*real, part)
+            elif not isinstance(part, int):
+                break
+        return real
+
     def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
-        """Line and column of `path`, or of its nearest located ancestor."""
-        for end in range(len(path), -1, -1):
-            prefix = path[:end]
-            if key and prefix in self.keys:
-                return self.keys[prefix]
-            if prefix in self.values:
-                return self.values[prefix]
-        return (1, 1)
+        """Line and column of `path` (its key when `key`), or of its nearest located ancestor."""
+        real = self.resolve(path)
+        if key and real == path and real in self.keys:
+            return self.keys[real]
+        return self.values.get(real, (1, 1))
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
@@ -109,6 +121,9 @@ class _Builder:
             if key in result:
                 self._problem(line, col, (*path, key), f"duplicate key '{key}'")
                 continue
+            if key == "<<":
+                self._problem(line, col, path, "YAML merge keys (<<) are not supported: write the fields out")
+                continue
             self.doc.keys[(*path, key)] = (line, col)
             result[key] = self.build(value_node, (*path, key))
         return result
@@ -126,7 +141,7 @@ def format_path(path: Path) -> str:
 
 
 def read_yaml(text: str, source: str) -> Located:
-    """Parse one YAML document; syntax errors, aliases and duplicate keys become problems."""
+    """Parse one YAML document; syntax errors, duplicate keys, merge keys and alias bombs become problems."""
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
