@@ -1,16 +1,22 @@
-"""The `controlplane` command line: validate, render, demo."""
+"""The `controlplane` command line: validate, render, serve, bootstrap, demo."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
+import logging
 import sys
 from collections.abc import Sequence
 
+from controlplane.app import ServeOptions, serve
+from controlplane.bootstrap import BootstrapOptions, bootstrap, parse_xds_addresses
 from controlplane.dsl import AddressPolicy, load_files
 from controlplane.dsl.policy import LINK_LOCAL, Network
+from controlplane.dsl.types import parse_duration
 from controlplane.errors import ConfigError
 from controlplane.model import Model
+from controlplane.pipeline import Debounce
 from controlplane.render import dump, message_to_data, resources_to_data
 from controlplane.translate import build_resources
 from controlplane.translate.static_bootstrap import static_bootstrap
@@ -39,6 +45,23 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--output", choices=("yaml", "json"), default="yaml")
     render.add_argument("--static", action="store_true", help="print a static Envoy bootstrap instead")
     render.set_defaults(handler=_render)
+    serve = commands.add_parser("serve", help="run the control plane")
+    serve.add_argument("--config", action="append", required=True, metavar="PATH", help="route file or directory")
+    serve.add_argument("--xds-address", default="127.0.0.1:18000", metavar="HOST:PORT")
+    serve.add_argument("--status-address", default="127.0.0.1:9000", metavar="HOST:PORT")
+    serve.add_argument("--debounce", default="10ms", type=_duration, help="quiet time before applying edits")
+    serve.add_argument("--debounce-max", default="100ms", type=_duration, help="longest wait under steady edits")
+    serve.add_argument("--poll-interval", default="50ms", type=_duration, help="how often files are checked")
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    _add_policy_arguments(serve)
+    serve.set_defaults(handler=_serve)
+    boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap that connects to controlplane")
+    boot.add_argument("--node-id", required=True)
+    boot.add_argument("--node-cluster", required=True)
+    boot.add_argument("--xds", required=True, metavar="HOST:PORT[,HOST:PORT...]", type=_xds_addresses)
+    boot.add_argument("--admin-port", type=int, default=9901)
+    boot.add_argument("--api", choices=("sotw", "delta"), default="sotw")
+    boot.set_defaults(handler=_bootstrap)
     demo = commands.add_parser("demo", help="run the demo")
     demo.add_argument("--config", default="examples/routes.yaml")
     demo.set_defaults(handler=_demo)
@@ -47,6 +70,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="route files or directories of them")
+    _add_policy_arguments(parser)
+
+
+def _add_policy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--envoy-admin-port", type=int, default=9901, help="refuse endpoints on this port")
     parser.add_argument("--deny-cidr", action="append", default=[], type=_network, help="refuse endpoints here")
     parser.add_argument("--allow-cidr", action="append", default=[], type=_network, help="only allow these")
@@ -59,14 +86,31 @@ def _network(text: str) -> Network:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _load(args: argparse.Namespace) -> Model | None:
-    policy = AddressPolicy(
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text) / 1000
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _xds_addresses(text: str) -> tuple[tuple[str, int], ...]:
+    try:
+        return parse_xds_addresses(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _policy(args: argparse.Namespace) -> AddressPolicy:
+    return AddressPolicy(
         envoy_admin_port=args.envoy_admin_port,
         denied=(*LINK_LOCAL, *args.deny_cidr),
         allowed=tuple(args.allow_cidr),
     )
+
+
+def _load(args: argparse.Namespace) -> Model | None:
     try:
-        return load_files(args.paths, policy)
+        return load_files(args.paths, _policy(args))
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -92,6 +136,32 @@ def _render(args: argparse.Namespace) -> int:
     else:
         data = resources_to_data(resources)
     sys.stdout.write(dump(data, args.output))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = ServeOptions(
+        config_paths=tuple(args.config),
+        xds_address=args.xds_address,
+        status_address=args.status_address,
+        policy=_policy(args),
+        debounce=Debounce(quiet=args.debounce, max_delay=max(args.debounce, args.debounce_max)),
+        poll_interval=args.poll_interval,
+    )
+    asyncio.run(serve(options))
+    return 0
+
+
+def _bootstrap(args: argparse.Namespace) -> int:
+    options = BootstrapOptions(
+        node_id=args.node_id,
+        node_cluster=args.node_cluster,
+        xds=args.xds,
+        admin_port=args.admin_port,
+        delta=args.api == "delta",
+    )
+    sys.stdout.write(dump(message_to_data(bootstrap(options)), "yaml"))
     return 0
 
 

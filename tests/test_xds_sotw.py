@@ -138,17 +138,18 @@ def test_make_before_break_order_when_a_route_moves_to_a_new_service() -> None:
             h.publish(snapshot_of(services_yaml("new").replace("/new", "/old")))
             cds = await client.read()
             assert (cds.type_url, client.names_of(cds)) == (CLUSTER_TYPE, ["new", "old"])  # old kept
-            await client.ack(cds)
-            assert await client.silent()  # routes wait until Envoy asks for the new endpoints
+            # Envoy asks for the new cluster's endpoints and ACKs CDS only once it has them.
             await client.request(
                 ENDPOINT_TYPE, ["new", "old"], held[ENDPOINT_TYPE].version_info, held[ENDPOINT_TYPE].nonce
             )
             eds = await client.read()
             assert (eds.type_url, client.names_of(eds)) == (ENDPOINT_TYPE, ["new", "old"])
             await client.ack(eds)
+            assert await client.silent()  # routes wait until the clusters are acknowledged (warm)
+            await client.ack(cds)
             rds = await client.read()
             assert rds.type_url == ROUTE_TYPE
-            await client.request(ROUTE_TYPE, ["main"], rds.version_info, rds.nonce)
+            await client.ack(rds)
             final = await client.read()
             assert (final.type_url, client.names_of(final)) == (CLUSTER_TYPE, ["new"])  # now removed
             await client.close()

@@ -65,6 +65,14 @@ class DiscoveryServer:
 
     def _apply(self, connection: Connection, request: Any) -> None:
         outcome = connection.session.on_request(request, self.clock())
+        log.debug(
+            "%s <- %s %s nonce=%s %s",
+            connection.node_id,
+            _short(request.type_url),
+            outcome,
+            request.response_nonce,
+            _names(request),
+        )
         if outcome == "nack":
             state = connection.session.states[request.type_url]
             nack = state.last_nack
@@ -82,7 +90,22 @@ class DiscoveryServer:
         snapshot = self.cache.get(connection.node_group)
         if snapshot is None:
             return []
-        return connection.session.responses(snapshot)
+        responses = connection.session.responses(snapshot)
+        for r in responses:
+            log.debug(
+                "%s -> %s nonce=%s resources=%d", connection.node_id, _short(r.type_url), r.nonce, len(r.resources)
+            )
+        return responses
+
+
+def _short(type_url: str) -> str:
+    return type_url.rsplit(".", 1)[-1]
+
+
+def _names(request: Any) -> str:
+    if hasattr(request, "resource_names_subscribe"):
+        return f"+{list(request.resource_names_subscribe)} -{list(request.resource_names_unsubscribe)}"
+    return str(list(request.resource_names))
 
 
 async def _read(requests: AsyncIterator[Any], queue: asyncio.Queue[object]) -> None:

@@ -1,10 +1,10 @@
 """One Envoy's stream: every resource type it subscribed to, pushed in make-before-break order.
 
-Order (xDS spec, "Eventual consistency considerations"): CDS, then EDS, then LDS, then RDS, one
-type at a time, each waiting for the previous one's ACK or NACK. Clusters a new snapshot drops
-are kept (with their endpoints) until the listeners and routes that stopped using them are
-acknowledged; only then does a final CDS remove them. Listeners and routes wait until Envoy has
-subscribed to the endpoints of every cluster it holds, so no route points at a warming cluster.
+Order (xDS spec, "Eventual consistency considerations"): CDS, then EDS, then LDS, then RDS; a
+type never has two responses in flight. Listeners and routes wait until Envoy has acknowledged
+the clusters (it does so once they have warmed) and subscribed to their endpoints, so no route
+points at a cluster still warming. Clusters a new snapshot drops are kept, with their endpoints,
+until everything else is acknowledged; only then does a final CDS remove them.
 """
 
 from __future__ import annotations
@@ -43,17 +43,15 @@ class Session:
         return state.on_request(request, now)
 
     def responses(self, snapshot: Snapshot) -> list[Any]:
-        """What to send now: at most one response, since each type waits for the previous ACK.
+        """What to send now, in CDS, EDS, LDS, RDS order.
 
-        First with every cluster the client holds kept; once nothing else is pending, the final
+        First with every cluster the client holds kept; once nothing is pending, the final
         step sends the exact snapshot, which removes clusters no longer used.
         """
         for keep_held in (True, False):
-            response, waiting = self._next(self._desired(snapshot, keep_held))
-            if response is not None:
-                return [response]
-            if waiting:
-                return []
+            responses, waiting = self._next(self._desired(snapshot, keep_held))
+            if responses or waiting:
+                return responses
         return []
 
     def _desired(self, snapshot: Snapshot, keep_held: bool) -> Desired:
@@ -67,18 +65,26 @@ class Session:
                         desired[type_url][name] = state.last_sent[name]
         return desired
 
-    def _next(self, desired: Desired) -> tuple[Any, bool]:
-        """(response to send, None if nothing) and whether a type is still waiting for Envoy."""
+    def _next(self, desired: Desired) -> tuple[list[Any], bool]:
+        """(responses to send, whether some type still waits for Envoy).
+
+        Envoy defers its CDS ACK until new clusters have warmed, i.e. received their endpoints,
+        so EDS must flow while CDS is in flight; listeners and routes wait for that ACK, which
+        guarantees they never point at a cluster that is still warming.
+        """
+        responses: list[Any] = []
+        waiting = False
         for type_url in TYPE_ORDER:
             state = self.states.get(type_url)
             if state is None:
                 continue
-            if state.in_flight or (type_url in (LISTENER_TYPE, ROUTE_TYPE) and not self._clusters_subscribed()):
-                return None, True
+            if state.in_flight or (type_url in (LISTENER_TYPE, ROUTE_TYPE) and not self._clusters_warm()):
+                waiting = True
+                continue
             response = self._respond(state, state.interested(desired[type_url]))
             if response is not None:
-                return response, False
-        return None, False
+                responses.append(response)
+        return responses, waiting or bool(responses)
 
     def _respond(self, state: State, resources: Mapping[str, Resource]) -> Any:
         nonce = str(next(self._nonces))
@@ -86,11 +92,13 @@ class Session:
             return state.respond(resources, nonce, resources_version(resources))
         return state.respond(resources, nonce)
 
-    def _clusters_subscribed(self) -> bool:
-        """Whether Envoy asked for the endpoints of every cluster it acknowledged."""
+    def _clusters_warm(self) -> bool:
+        """Whether Envoy acknowledged the clusters and asked for the endpoints of each of them."""
         clusters, endpoints = self.states.get(CLUSTER_TYPE), self.states.get(ENDPOINT_TYPE)
         if clusters is None:
             return True
+        if clusters.in_flight:
+            return False
         if endpoints is None:
             return not clusters.acked_names
         return endpoints.wildcard or clusters.acked_names <= endpoints.names

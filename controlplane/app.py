@@ -1,0 +1,123 @@
+"""The composition root: wires sources, pipeline, cache, xDS server and status server.
+
+Everything runs under one asyncio TaskGroup; no module-level state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import uvicorn
+
+from controlplane.cache import SnapshotCache
+from controlplane.dsl import AddressPolicy
+from controlplane.pipeline import Debounce, Pipeline
+from controlplane.sources.files import FileSource
+from controlplane.status.server import create_app
+from controlplane.xds.grpc_server import create_server, set_serving
+from controlplane.xds.registry import NodeRegistry
+from controlplane.xds.server import DiscoveryServer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Settings of `controlplane serve`."""
+
+    config_paths: tuple[str, ...]
+    xds_address: str = "127.0.0.1:18000"
+    status_address: str = "127.0.0.1:9000"
+    policy: AddressPolicy = field(default_factory=AddressPolicy)
+    debounce: Debounce = field(default_factory=Debounce)
+    poll_interval: float = 0.05
+
+
+class View:
+    """The read-only view given to the status server."""
+
+    def __init__(self, cache: SnapshotCache, pipeline: Pipeline, registry: NodeRegistry) -> None:
+        self.cache, self.pipeline, self.registry = cache, pipeline, registry
+
+    def ready(self) -> bool:
+        return self.cache.ready
+
+    def config(self) -> dict[str, Any]:
+        state = self.pipeline.state
+        return {
+            "version": state.version,
+            "applied_at": state.applied_at,
+            "sources": state.sources,
+            "problems": [str(p) for p in state.problems],
+            "rejected_at": state.rejected_at,
+            "history": [{"at": at, "version": v} for at, v in state.history],
+        }
+
+    def nodes(self) -> list[dict[str, Any]]:
+        result = []
+        for c in self.registry.connections.values():
+            types = [asdict(s) for s in c.session.status()]
+            result.append(
+                {
+                    "node_id": c.node_id,
+                    "node_cluster": c.node_group,
+                    "envoy_version": c.envoy_version,
+                    "peer": c.peer,
+                    "api": c.api,
+                    "connected_at": c.connected_at,
+                    "types": types,
+                }
+            )
+        return result
+
+
+async def serve(options: ServeOptions) -> None:
+    """Run until SIGINT or SIGTERM."""
+    cache, registry = SnapshotCache(), NodeRegistry()
+    pipeline = Pipeline(cache, options.policy, options.debounce)
+    source = FileSource(options.config_paths, options.poll_interval)
+    initial = source.poll()
+    if initial is not None and not pipeline.apply(initial):
+        log.error("no valid config yet: Envoys will wait until the files are fixed")
+    grpc_server, health, port = create_server(DiscoveryServer(cache, registry), options.xds_address)
+    await grpc_server.start()
+    await set_serving(health, cache.ready)
+    background: set[asyncio.Task[None]] = set()
+
+    def mark_serving() -> None:
+        task = asyncio.ensure_future(set_serving(health, True))
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    cache.subscribe(mark_serving)
+    log.info("xDS listening on %s (port %d)", options.xds_address, port)
+    status = _status_server(View(cache, pipeline, registry), options.status_address)
+    stop = asyncio.Event()
+    _on_signals(stop)
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(t) for t in (source.run(pipeline.submit), pipeline.run(), status.serve())]
+            await stop.wait()
+            status.should_exit = True
+            for task in tasks[:2]:
+                task.cancel()
+    finally:
+        await grpc_server.stop(grace=1.0)
+
+
+def _status_server(view: View, address: str) -> uvicorn.Server:
+    host, _, port = address.rpartition(":")
+    config = uvicorn.Config(create_app(view), host=host, port=int(port), log_level="warning", lifespan="off")
+    return uvicorn.Server(config)
+
+
+def _on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)

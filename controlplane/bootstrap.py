@@ -1,0 +1,89 @@
+"""The Envoy bootstrap that connects an Envoy to one or more controlplane replicas over ADS."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import config_source_pb2, grpc_service_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+
+from controlplane.translate.clusters import HTTP_PROTOCOL_OPTIONS
+from controlplane.translate.common import duration, pack, socket_address, uint32
+
+XDS_CLUSTER = "xds_cluster"
+
+
+@dataclass(frozen=True)
+class BootstrapOptions:
+    """What an Envoy needs to know before it can ask for anything else."""
+
+    node_id: str
+    node_cluster: str
+    xds: tuple[tuple[str, int], ...]
+    """Control-plane replicas (host, port); Envoy balances its one ADS stream across them."""
+    admin_port: int = 9901
+    delta: bool = False
+
+
+def parse_xds_addresses(text: str) -> tuple[tuple[str, int], ...]:
+    """`127.0.0.1:18000,127.0.0.1:18001` -> ((host, port), ...)."""
+    result: list[tuple[str, int]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        host, _, port = item.rpartition(":")
+        host = host.strip("[]")
+        ipaddress.ip_address(host)
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"invalid port in {item!r}")
+        result.append((host, int(port)))
+    if not result:
+        raise ValueError("give at least one HOST:PORT")
+    return tuple(result)
+
+
+def bootstrap(options: BootstrapOptions) -> bootstrap_pb2.Bootstrap:
+    """ADS over gRPC to every replica: HTTP/2 keepalives, quick reconnects, admin on loopback."""
+    result = bootstrap_pb2.Bootstrap()
+    result.node.id = options.node_id
+    result.node.cluster = options.node_cluster
+    result.admin.address.CopyFrom(socket_address("127.0.0.1", options.admin_port))
+    ads = result.dynamic_resources.ads_config
+    ads.api_type = (
+        config_source_pb2.ApiConfigSource.DELTA_GRPC if options.delta else config_source_pb2.ApiConfigSource.GRPC
+    )
+    ads.transport_api_version = config_source_pb2.ApiVersion.V3
+    ads.set_node_on_first_message_only = True
+    ads.grpc_services.append(_xds_grpc_service())
+    for config in (result.dynamic_resources.cds_config, result.dynamic_resources.lds_config):
+        config.ads.SetInParent()
+        config.resource_api_version = config_source_pb2.ApiVersion.V3
+    result.static_resources.clusters.append(xds_cluster(options.xds))
+    return result
+
+
+def _xds_grpc_service() -> grpc_service_pb2.GrpcService:
+    """The ADS stream; after a disconnect Envoy retries from 250ms, backing off to 5s."""
+    service = grpc_service_pb2.GrpcService()
+    service.envoy_grpc.cluster_name = XDS_CLUSTER
+    backoff = service.envoy_grpc.retry_policy.retry_back_off
+    backoff.base_interval.CopyFrom(duration(250))
+    backoff.max_interval.CopyFrom(duration(5000))
+    return service
+
+
+def xds_cluster(replicas: tuple[tuple[str, int], ...]) -> cluster_pb2.Cluster:
+    """A static HTTP/2 cluster of every replica, pinged every 30s so a dead peer is noticed."""
+    cluster = cluster_pb2.Cluster(name=XDS_CLUSTER, type=cluster_pb2.Cluster.STATIC, connect_timeout=duration(1000))
+    cluster.load_assignment.cluster_name = XDS_CLUSTER
+    locality = cluster.load_assignment.endpoints.add()
+    for host, port in replicas:
+        locality.lb_endpoints.add().endpoint.address.CopyFrom(socket_address(host, port))
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    h2 = options.explicit_http_config.http2_protocol_options
+    h2.connection_keepalive.interval.CopyFrom(duration(30_000))
+    h2.connection_keepalive.timeout.CopyFrom(duration(5_000))
+    cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(pack(options))
+    cluster.upstream_connection_options.tcp_keepalive.keepalive_time.CopyFrom(uint32(30))
+    return cluster

@@ -1,0 +1,127 @@
+"""From source inputs to published snapshots: debounce, validate, translate, publish.
+
+Bad input never replaces good: when validation fails the problems are logged and kept for the
+status page, and the last good snapshots keep serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from controlplane.cache import Snapshot, SnapshotCache
+from controlplane.dsl import AddressPolicy, load_texts
+from controlplane.errors import ConfigError, Problem
+from controlplane.model import Model
+from controlplane.sources.files import FileInputs
+from controlplane.translate import build_resources
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GROUP = ""
+"""The snapshot for Envoys whose node.cluster no listener names: only unrestricted listeners."""
+
+
+@dataclass(frozen=True)
+class Debounce:
+    """Wait until inputs are quiet for `quiet` seconds, but never longer than `max_delay`."""
+
+    quiet: float = 0.01
+    max_delay: float = 0.1
+
+
+@dataclass
+class ConfigState:
+    """What the status page shows about configuration: current version, errors, history."""
+
+    version: str = ""
+    applied_at: float = 0.0
+    problems: list[Problem] = field(default_factory=list)
+    rejected_at: float = 0.0
+    history: list[tuple[float, str]] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    """Turns file inputs into snapshots for every node group."""
+
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        policy: AddressPolicy,
+        debounce: Debounce = Debounce(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cache = cache
+        self.policy = policy
+        self.debounce = debounce
+        self.clock = clock
+        self.state = ConfigState()
+        self._pending: FileInputs | None = None
+        self._wake = asyncio.Event()
+        self._snapshots: dict[str, Snapshot] = {}
+
+    def submit(self, inputs: FileInputs) -> None:
+        """Record new inputs; the run loop applies the latest after the debounce."""
+        self._pending = inputs
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Apply inputs as they come, debounced, until cancelled."""
+        while True:
+            await self._wake.wait()
+            await self._settle()
+            inputs, self._pending = self._pending, None
+            self._wake.clear()
+            if inputs is not None:
+                self.apply(inputs)
+
+    async def _settle(self) -> None:
+        """Sleep until no new inputs arrived for `quiet`, or `max_delay` passed since the first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.debounce.max_delay
+        while True:
+            self._wake.clear()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(self.debounce.quiet, remaining))
+            except TimeoutError:
+                return
+
+    def apply(self, inputs: FileInputs) -> bool:
+        """Validate and publish `inputs`; returns whether they became the served config."""
+        self.state.sources = [path for path, _ in inputs.texts]
+        try:
+            if inputs.unreadable:
+                raise ConfigError([Problem(p, 0, 0, "", f"cannot read: {why}") for p, why in inputs.unreadable])
+            model = load_texts(inputs.texts, self.policy)
+        except ConfigError as exc:
+            self._reject(exc.problems)
+            return False
+        self.publish(model)
+        return True
+
+    def publish(self, model: Model) -> None:
+        """Translate `model` for every node group and publish the snapshots."""
+        groups = sorted({g for listener in model.listeners for g in listener.node_clusters})
+        snapshots = {
+            group: Snapshot.from_resources(build_resources(model, group), self._snapshots.get(group))
+            for group in [DEFAULT_GROUP, *groups]
+        }
+        self._snapshots = snapshots
+        default = snapshots.pop(DEFAULT_GROUP)
+        changed = self.cache.publish(default, snapshots)
+        self.state.problems, self.state.version, self.state.applied_at = [], default.version, self.clock()
+        if changed:
+            self.state.history = [*self.state.history[-49:], (self.state.applied_at, default.version)]
+            log.info("config %s published (%d node groups)", default.version, len(snapshots) + 1)
+
+    def _reject(self, problems: list[Problem]) -> None:
+        self.state.problems, self.state.rejected_at = problems, self.clock()
+        for problem in problems:
+            log.error("invalid config, still serving the last good one: %s", problem)

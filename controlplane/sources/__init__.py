@@ -1,0 +1,1 @@
+"""Sources produce model inputs; they know nothing about Envoy."""

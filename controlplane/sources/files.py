@@ -1,0 +1,93 @@
+"""Route files on disk: read them, and notice when they change.
+
+Changes are found by polling (stat every `interval`, re-read only when size or mtime moved),
+which works the same on every filesystem, including bind mounts and ConfigMap volumes whose
+files are swapped by symlink. An update is emitted only when some content actually changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from controlplane.dsl.loader import MAX_FILE_BYTES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FileInputs:
+    """The text of every route file, and the files that could not be read."""
+
+    texts: tuple[tuple[str, str], ...]
+    unreadable: tuple[tuple[str, str], ...] = ()
+    """(path, reason) for files that exist in the set but could not be read."""
+
+
+class FileSource:
+    """Watches route files and directories of *.yaml / *.yml files."""
+
+    def __init__(self, paths: Iterable[str], interval: float = 0.05) -> None:
+        self.paths = tuple(paths)
+        self.interval = interval
+        self._stats: dict[str, tuple[int, int, int]] = {}
+        self._last: FileInputs | None = None
+
+    def files(self) -> list[str]:
+        """The files currently in the watched set, sorted."""
+        found: set[str] = set()
+        for path in self.paths:
+            p = Path(path)
+            if p.is_dir():
+                found.update(str(f) for f in p.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file())
+            else:
+                found.add(path)
+        return sorted(found)
+
+    def read(self) -> FileInputs:
+        """Read every file now."""
+        texts: list[tuple[str, str]] = []
+        unreadable: list[tuple[str, str]] = []
+        for path in self.files():
+            try:
+                data = Path(path).read_bytes()
+                if len(data) > MAX_FILE_BYTES:
+                    raise OSError(f"file is larger than {MAX_FILE_BYTES} bytes")
+                texts.append((path, data.decode("utf-8")))
+            except (OSError, UnicodeDecodeError) as exc:
+                unreadable.append((path, str(exc)))
+        return FileInputs(tuple(texts), tuple(unreadable))
+
+    def _stat_changed(self) -> bool:
+        stats: dict[str, tuple[int, int, int]] = {}
+        for path in self.files():
+            try:
+                st = Path(path).stat()
+                stats[path] = (st.st_mtime_ns, st.st_size, st.st_ino)
+            except OSError:
+                stats[path] = (-1, -1, -1)
+        changed = stats != self._stats
+        self._stats = stats
+        return changed
+
+    def poll(self) -> FileInputs | None:
+        """New inputs if any file changed since the last poll, else None."""
+        if not self._stat_changed():
+            return None
+        inputs = self.read()
+        if inputs == self._last:
+            return None
+        self._last = inputs
+        return inputs
+
+    async def run(self, emit: Callable[[FileInputs], None]) -> None:
+        """Emit the current inputs, then every change, until cancelled."""
+        while True:
+            inputs = self.poll()
+            if inputs is not None:
+                log.info("route files changed: %s", ", ".join(p for p, _ in inputs.texts) or "(none)")
+                emit(inputs)
+            await asyncio.sleep(self.interval)

@@ -1,0 +1,282 @@
+"""End-to-end harness: `controlplane serve` and real Envoy processes, real HTTP upstreams, loopback only.
+
+Every process is started by the test and stopped by PID; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import ROOT, find_envoy
+
+_base_ids = itertools.count(os.getpid() % 10_000 * 10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+            if result:
+                return result
+        except (OSError, http.client.HTTPException, ValueError):
+            pass
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Upstream:
+    """An HTTP server answering `name` (or 500 when failing; slowly when `delay` is set)."""
+
+    name: str
+    port: int = field(default_factory=free_port)
+    failing: bool = False
+    delay: float = 0.0
+    hits: int = 0
+    server: ThreadingHTTPServer | None = None
+
+    def start(self) -> Upstream:
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # One write per response and no Nagle: otherwise headers and body leave in two
+            # small packets and the second waits ~40ms for a delayed ACK.
+            wbufsize = 64 * 1024
+            disable_nagle_algorithm = True
+
+            def do_GET(self) -> None:
+                if self.path != "/healthz":
+                    upstream.hits += 1
+                    if upstream.delay:
+                        time.sleep(upstream.delay)
+                status = 500 if upstream.failing else 200
+                body = f"{upstream.name} {self.path} {self.headers.get('x-seen', '')}".encode()
+                self.send_response(status)
+                self.send_header("content-length", str(len(body)))
+                self.send_header("x-upstream", upstream.name)
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_POST = do_GET
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+class ControlPlane:
+    """`controlplane serve` in a subprocess, watching one route file."""
+
+    def __init__(self, routes: str, tmp: Path) -> None:
+        self.routes_file = tmp / "routes.yaml"
+        self.routes_file.write_text(routes, encoding="utf-8")
+        self.xds_port, self.status_port = free_port(), free_port()
+        self.log = tmp / "controlplane.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ControlPlane:
+        cmd = [
+            sys.executable,
+            "-m",
+            "controlplane",
+            "serve",
+            "--config",
+            str(self.routes_file),
+            "--xds-address",
+            f"127.0.0.1:{self.xds_port}",
+            "--status-address",
+            f"127.0.0.1:{self.status_port}",
+            "--poll-interval",
+            "10ms",
+            "--log-level",
+            "debug",
+        ]
+        self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        wait_for(lambda: self.get("/readyz").get("ready"), what="control plane ready")
+        return self
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.status_port}{path}", timeout=2) as response:
+            return json.loads(response.read())
+
+    def edit(self, routes: str) -> None:
+        self.routes_file.write_text(routes, encoding="utf-8")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+class Envoy:
+    """A real Envoy bootstrapped by `controlplane bootstrap`."""
+
+    def __init__(self, tmp: Path, xds_port: int, node_id: str, api: str, node_cluster: str = "edge") -> None:
+        self.admin_port = free_port()
+        self.node_id = node_id
+        self.bootstrap = tmp / f"{node_id}.yaml"
+        self.log = tmp / f"{node_id}.log"
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "controlplane",
+                "bootstrap",
+                "--node-id",
+                node_id,
+                "--node-cluster",
+                node_cluster,
+                "--xds",
+                f"127.0.0.1:{xds_port}",
+                "--admin-port",
+                str(self.admin_port),
+                "--api",
+                api,
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+        self.bootstrap.write_text(out, encoding="utf-8")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Envoy:
+        cmd = [
+            find_envoy(),
+            "-c",
+            str(self.bootstrap),
+            "--concurrency",
+            "1",
+            "--base-id",
+            str(next(_base_ids)),
+            "--log-level",
+            "warn",
+            "--drain-time-s",
+            "1",
+            "--parent-shutdown-time-s",
+            "2",
+        ]
+        self.process = subprocess.Popen(cmd, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        return self
+
+    def admin(self, path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=2) as response:
+            return str(response.read().decode())
+
+    def stat(self, name: str) -> int:
+        for line in self.admin(f"/stats?filter=^{name}$").splitlines():
+            key, _, value = line.partition(": ")
+            if key == name:
+                return int(value)
+        return 0
+
+    def wait_listening(self, port: int) -> None:
+        wait_for(lambda: _connectable(port), what=f"Envoy listening on {port}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+def _connectable(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def request(
+    port: int, path: str = "/", headers: dict[str, str] | None = None, method: str = "GET", timeout: float = 5.0
+) -> tuple[int, str, str]:
+    """(status, x-upstream header, body) of one request through Envoy."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.getheader("x-upstream", ""), response.read().decode()
+    finally:
+        conn.close()
+
+
+@dataclass
+class Gateway:
+    """One control plane and one Envoy, with the port of the Envoy listener the routes use."""
+
+    control_plane: ControlPlane
+    envoy: Envoy
+    port: int
+
+    def get(self, path: str = "/", headers: dict[str, str] | None = None, method: str = "GET") -> tuple[int, str, str]:
+        return request(self.port, path, headers, method)
+
+    def upstreams_of(self, count: int, path: str = "/", headers: dict[str, str] | None = None) -> list[str]:
+        return [self.get(path, headers)[1] for _ in range(count)]
+
+
+@contextmanager
+def gateway(tmp: Path, api: str, routes: Callable[[int], str], ready_path: str = "/") -> Iterator[Gateway]:
+    """Start a control plane serving `routes(port)` and an Envoy; wait until `ready_path` answers."""
+    port = free_port()
+    control_plane = ControlPlane(routes(port), tmp).start()
+    envoy = Envoy(tmp, control_plane.xds_port, "gw-1", api).start()
+    with stopping(control_plane, envoy):
+        envoy.wait_listening(port)
+        wait_for(lambda: request(port, ready_path)[0] < 500, what="routes applied")
+        yield Gateway(control_plane, envoy, port)
+
+
+def listener(port: int, routes: str) -> str:
+    """A route file head: one listener on loopback `port` with `routes` (YAML list items, 6 spaces)."""
+    return f"listeners:\n  - name: public\n    port: {port}\n    address: 127.0.0.1\n    routes:\n{routes}"
+
+
+@contextmanager
+def stopping(*things: Any) -> Iterator[None]:
+    """Stop every started process or server when the block ends, whatever happens."""
+    try:
+        yield
+    finally:
+        for thing in reversed(things):
+            thing.stop()
