@@ -5,6 +5,7 @@ Every process is started by the test and stopped by PID; every wait is bounded.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import itertools
 import json
@@ -57,6 +58,7 @@ class Upstream:
     delay: float = 0.0
     hits: int = 0
     server: ThreadingHTTPServer | None = None
+    connections: set[socket.socket] = field(default_factory=set)
 
     def start(self) -> Upstream:
         upstream = self
@@ -67,6 +69,14 @@ class Upstream:
             # small packets and the second waits ~40ms for a delayed ACK.
             wbufsize = 64 * 1024
             disable_nagle_algorithm = True
+
+            def setup(self) -> None:
+                super().setup()
+                upstream.connections.add(self.connection)
+
+            def finish(self) -> None:
+                upstream.connections.discard(self.connection)
+                super().finish()
 
             def do_GET(self) -> None:
                 if self.path != "/healthz":
@@ -92,10 +102,15 @@ class Upstream:
         return self
 
     def stop(self) -> None:
+        """Die like a crashed process: stop listening and reset every open connection."""
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        for connection in list(self.connections):
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        self.connections.clear()
 
     @property
     def address(self) -> str:
