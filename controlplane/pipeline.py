@@ -17,7 +17,7 @@ from controlplane.dsl import AddressPolicy, load_texts
 from controlplane.errors import ConfigError, Problem
 from controlplane.model import Model
 from controlplane.sources.files import FileInputs
-from controlplane.translate import build_resources
+from controlplane.translate import IncrementalTranslator
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class Pipeline:
         self._pending: FileInputs | None = None
         self._wake = asyncio.Event()
         self._snapshots: dict[str, Snapshot] = {}
+        self.translator = IncrementalTranslator()
 
     def submit(self, inputs: FileInputs) -> None:
         """Record new inputs; the run loop applies the latest after the debounce."""
@@ -108,14 +109,16 @@ class Pipeline:
 
     def publish(self, model: Model) -> None:
         """Translate `model` for every node group and publish the snapshots."""
-        groups = sorted({g for listener in model.listeners for g in listener.node_clusters})
+        groups = [DEFAULT_GROUP, *sorted({g for item in model.listeners for g in item.node_clusters})]
+        built = self.translator.build(model, groups)
         snapshots = {
-            group: Snapshot.from_resources(build_resources(model, group), self._snapshots.get(group))
-            for group in [DEFAULT_GROUP, *groups]
+            group: Snapshot.from_resources(resources, self._snapshots.get(group))
+            for group, resources in built.items()
+            if group is not None
         }
         self._snapshots = snapshots
-        default = snapshots.pop(DEFAULT_GROUP)
-        changed = self.cache.publish(default, snapshots)
+        default = snapshots[DEFAULT_GROUP]
+        changed = self.cache.publish(default, {g: s for g, s in snapshots.items() if g != DEFAULT_GROUP})
         self.state.problems, self.state.version, self.state.applied_at = [], default.version, self.clock()
         if changed:
             self.state.history = [*self.state.history[-49:], (self.state.applied_at, default.version)]

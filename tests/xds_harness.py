@@ -32,10 +32,13 @@ def snapshot_of(text: str, node_group: str = "") -> Snapshot:
     return Snapshot.from_resources(build_resources(load_texts([("test.yaml", text)]), node_group))
 
 
-def services_yaml(*names: str, port: int = 8080) -> str:
+def services_yaml(*names: str, port: int = 8080, connect_timeout: str = "2s") -> str:
     """A route file with one listener routing /NAME to each service NAME."""
     routes = "".join(f"      - match: {{prefix: /{n}}}\n        to: {n}\n" for n in names)
-    services = "".join(f"  {n}: {{endpoints: ['127.0.0.1:{port + i}']}}\n" for i, n in enumerate(names))
+    services = "".join(
+        f"  {n}: {{endpoints: ['127.0.0.1:{port + i}'], connect_timeout: {connect_timeout}}}\n"
+        for i, n in enumerate(names)
+    )
     return f"listeners:\n  - name: main\n    port: 10000\n    routes:\n{routes}services:\n{services}"
 
 
@@ -129,6 +132,10 @@ class Client:
         except TimeoutError:
             return True
         return False
+
+    async def delta_ack(self, response: Any, error: str | None = None) -> None:
+        """ACK (or NACK with `error`) a delta response."""
+        await self.delta(response.type_url, nonce=response.nonce, error=error)
 
     async def ack(self, response: Any) -> None:
         """ACK with the same subscription, as Envoy does."""

@@ -1,0 +1,122 @@
+"""The pipeline: validation, last-good-config, debounce, and the endpoint-only fast path."""
+
+from __future__ import annotations
+
+import asyncio
+
+from controlplane.cache import SnapshotCache
+from controlplane.dsl import AddressPolicy
+from controlplane.pipeline import Debounce, Pipeline
+from controlplane.sources.files import FileInputs
+from controlplane.translate import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from tests.xds_harness import services_yaml
+
+
+def inputs(text: str) -> FileInputs:
+    return FileInputs(texts=(("routes.yaml", text),))
+
+
+def make_pipeline(debounce: Debounce | None = None) -> tuple[Pipeline, SnapshotCache]:
+    cache = SnapshotCache()
+    return Pipeline(cache, AddressPolicy(), debounce or Debounce(), clock=lambda: 1000.0), cache
+
+
+def test_a_valid_config_is_published() -> None:
+    pipeline, cache = make_pipeline()
+    assert pipeline.apply(inputs(services_yaml("a")))
+    snapshot = cache.get("any-group")
+    assert snapshot is not None and list(snapshot.get(CLUSTER_TYPE).resources) == ["a"]
+    assert pipeline.state.version == snapshot.version and pipeline.state.problems == []
+
+
+def test_an_invalid_edit_is_reported_and_the_last_good_config_keeps_serving() -> None:
+    pipeline, cache = make_pipeline()
+    pipeline.apply(inputs(services_yaml("a")))
+    good = cache.get("")
+    assert not pipeline.apply(inputs(services_yaml("a").replace("port: 10000", "port: 0")))
+    assert cache.get("") is good
+    assert [str(p) for p in pipeline.state.problems] == [
+        "routes.yaml:3:11: listeners[0].port: port 0 out of range 1-65535"
+    ]
+    assert pipeline.apply(inputs(services_yaml("a", "b")))
+    assert pipeline.state.problems == []
+
+
+def test_unreadable_files_are_problems_too() -> None:
+    pipeline, cache = make_pipeline()
+    assert not pipeline.apply(FileInputs(texts=(), unreadable=(("gone.yaml", "No such file"),)))
+    assert not cache.ready
+    assert str(pipeline.state.problems[0]) == "gone.yaml:0:0: cannot read: No such file"
+
+
+def test_node_groups_get_their_own_snapshots() -> None:
+    text = services_yaml("a").replace(
+        "listeners:\n",
+        "listeners:\n  - name: edge-only\n    port: 10001\n    nodes: [edge]\n"
+        "    routes:\n      - match: {prefix: /}\n        to: a\n",
+        1,
+    )
+    pipeline, cache = make_pipeline()
+    assert pipeline.apply(inputs(text))
+    edge, other = cache.get("edge"), cache.get("other")
+    assert edge is not None and other is not None
+    assert list(edge.get(LISTENER_TYPE).resources) == ["edge-only", "main"]
+    assert list(other.get(LISTENER_TYPE).resources) == ["main"]
+
+
+def test_an_endpoint_change_rebuilds_only_endpoints() -> None:
+    pipeline, cache = make_pipeline()
+    pipeline.apply(inputs(services_yaml("a", "b")))
+    before = cache.get("")
+    pipeline.apply(inputs(services_yaml("a", "b").replace("127.0.0.1:8081", "127.0.0.1:9999")))
+    after = cache.get("")
+    assert before is not None and after is not None
+    assert pipeline.translator.built == 1  # one ClusterLoadAssignment, nothing else
+    for type_url in (CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE):
+        assert after.get(type_url) == before.get(type_url)
+        assert all(after.get(type_url).resources[n] is r for n, r in before.get(type_url).resources.items())
+    assert after.get(ENDPOINT_TYPE).resources["a"] is before.get(ENDPOINT_TYPE).resources["a"]
+    assert after.get(ENDPOINT_TYPE).resources["b"].version != before.get(ENDPOINT_TYPE).resources["b"].version
+
+
+def test_an_unchanged_config_changes_nothing() -> None:
+    pipeline, cache = make_pipeline()
+    notices: list[int] = []
+    cache.subscribe(lambda: notices.append(1))
+    pipeline.apply(inputs(services_yaml("a")))
+    pipeline.apply(inputs("# a comment changes the text, not the config\n" + services_yaml("a")))
+    assert notices == [1]
+    assert len(pipeline.state.history) == 1
+
+
+def test_debounce_applies_only_the_last_of_a_burst() -> None:
+    async def scenario() -> list[str]:
+        pipeline, _ = make_pipeline(Debounce(quiet=0.05, max_delay=1.0))
+        applied: list[str] = []
+        original = pipeline.apply
+        pipeline.apply = lambda i: applied.append(i.texts[0][1]) or original(i)  # type: ignore[method-assign]
+        runner = asyncio.create_task(pipeline.run())
+        for n in range(5):
+            pipeline.submit(inputs(services_yaml(*[f"s{i}" for i in range(n + 1)])))
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        runner.cancel()
+        return applied
+
+    applied = asyncio.run(scenario())
+    assert applied == [services_yaml("s0", "s1", "s2", "s3", "s4")]
+
+
+def test_debounce_never_waits_past_its_maximum() -> None:
+    async def scenario() -> int:
+        pipeline, _ = make_pipeline(Debounce(quiet=0.05, max_delay=0.1))
+        applied: list[int] = []
+        pipeline.apply = lambda i: bool(applied.append(1))  # type: ignore[method-assign]
+        runner = asyncio.create_task(pipeline.run())
+        for n in range(30):  # an edit every 20ms for 0.6s: never quiet for 50ms
+            pipeline.submit(inputs(f"# {n}\n"))
+            await asyncio.sleep(0.02)
+        runner.cancel()
+        return len(applied)
+
+    assert asyncio.run(scenario()) >= 3
