@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--status-address", default="127.0.0.1:9000", metavar="HOST:PORT")
     serve.add_argument("--debounce", default="10ms", type=_duration, help="quiet time before applying edits")
     serve.add_argument("--debounce-max", default="100ms", type=_duration, help="longest wait under steady edits")
-    serve.add_argument("--poll-interval", default="50ms", type=_duration, help="how often files are checked")
+    serve.add_argument("--poll-interval", default="20ms", type=_duration, help="file check interval where inotify is unavailable")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     _add_policy_arguments(serve)
     serve.set_defaults(handler=_serve)
@@ -132,7 +132,8 @@ def _render(args: argparse.Namespace) -> int:
     resources = build_resources(model, args.node_cluster)
     if args.static:
         node_cluster = args.node_cluster or "static"
-        data = message_to_data(static_bootstrap(resources, node_cluster=node_cluster))
+        bootstrap = static_bootstrap(resources, node_cluster=node_cluster, admin_port=args.envoy_admin_port)
+        data = message_to_data(bootstrap)
     else:
         data = resources_to_data(resources)
     sys.stdout.write(dump(data, args.output))

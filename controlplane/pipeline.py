@@ -122,7 +122,7 @@ class Pipeline:
         self.state.problems, self.state.version, self.state.applied_at = [], default.version, self.clock()
         if changed:
             self.state.history = [*self.state.history[-49:], (self.state.applied_at, default.version)]
-            log.info("config %s published (%d node groups)", default.version, len(snapshots) + 1)
+            log.info("config %s published (%d node groups)", default.version, len(snapshots))
 
     def _reject(self, problems: list[Problem]) -> None:
         self.state.problems, self.state.rejected_at = problems, self.clock()

@@ -34,8 +34,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
+def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition", every: float = 0.02) -> Any:
+    """Poll `condition` every `every` seconds until it returns something truthy; fail after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -44,7 +44,7 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "c
                 return result
         except (OSError, http.client.HTTPException, ValueError):
             pass
-        time.sleep(0.02)
+        time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
@@ -120,7 +120,8 @@ class Upstream:
 class ControlPlane:
     """`controlplane serve` in a subprocess, watching one route file."""
 
-    def __init__(self, routes: str, tmp: Path) -> None:
+    def __init__(self, routes: str, tmp: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.extra_args = extra_args
         self.routes_file = tmp / "routes.yaml"
         self.routes_file.write_text(routes, encoding="utf-8")
         self.xds_port, self.status_port = free_port(), free_port()

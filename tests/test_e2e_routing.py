@@ -146,3 +146,10 @@ def test_an_edit_to_the_file_changes_routing(api: str, tmp_path: Path) -> None:
         assert gw.get()[1] == "one"
         gw.control_plane.edit(routes_to("two")(gw.port))  # type: ignore[operator]
         wait_for(lambda: gw.get()[1] == "two", timeout=5, what="the edit to reach Envoy")
+        good = gw.control_plane.get("/api/config")["version"]
+        gw.control_plane.edit(routes_to("three")(gw.port))  # type: ignore[operator]
+        problems = wait_for(lambda: gw.control_plane.get("/api/config")["problems"], what="the error reported")
+        assert problems == [f"{gw.control_plane.routes_file}:7:13: listeners[0].routes[0].to: unknown service 'three'"]
+        assert gw.control_plane.get("/api/config")["version"] == good
+        assert gw.get()[1] == "two"  # the last good config keeps serving
+        assert "unknown service 'three'" in gw.control_plane.log.read_text()

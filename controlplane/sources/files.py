@@ -1,8 +1,9 @@
 """Route files on disk: read them, and notice when they change.
 
-Changes are found by polling (stat every `interval`, re-read only when size or mtime moved),
-which works the same on every filesystem, including bind mounts and ConfigMap volumes whose
-files are swapped by symlink. An update is emitted only when some content actually changed.
+On Linux, inotify wakes the source the moment a watched directory changes; elsewhere (or if
+inotify is unavailable) it polls every `interval`. Either way a change is confirmed by stat and
+content, and a slow poll keeps running as a safety net for filesystems that send no events
+(some network mounts). An update is emitted only when some content actually changed.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controlplane.dsl.loader import MAX_FILE_BYTES
+from controlplane.sources.inotify import Inotify, open_inotify
 
 log = logging.getLogger(__name__)
+
+SAFETY_POLL = 1.0
+"""With inotify, files are still polled this often in case an event never comes."""
 
 
 @dataclass(frozen=True)
@@ -85,9 +90,32 @@ class FileSource:
 
     async def run(self, emit: Callable[[FileInputs], None]) -> None:
         """Emit the current inputs, then every change, until cancelled."""
-        while True:
-            inputs = self.poll()
-            if inputs is not None:
-                log.info("route files changed: %s", ", ".join(p for p, _ in inputs.texts) or "(none)")
-                emit(inputs)
-            await asyncio.sleep(self.interval)
+        notify = open_inotify(self.paths)
+        woken = asyncio.Event()
+        if notify is not None:
+            asyncio.get_running_loop().add_reader(notify.fd, woken.set)
+        try:
+            while True:
+                self._emit_if_changed(emit)
+                await self._sleep(woken, notify)
+        finally:
+            if notify is not None:
+                asyncio.get_running_loop().remove_reader(notify.fd)
+                notify.close()
+
+    def _emit_if_changed(self, emit: Callable[[FileInputs], None]) -> None:
+        inputs = self.poll()
+        if inputs is not None:
+            log.info("route files changed: %s", ", ".join(p for p, _ in inputs.texts) or "(none)")
+            emit(inputs)
+
+    async def _sleep(self, woken: asyncio.Event, notify: Inotify | None) -> None:
+        """Until inotify reports a change, or the poll interval (the safety net with inotify) passes."""
+        timeout = self.interval if notify is None else max(self.interval, SAFETY_POLL)
+        try:
+            await asyncio.wait_for(woken.wait(), timeout)
+        except TimeoutError:
+            return
+        woken.clear()
+        if notify is not None:
+            notify.drain()

@@ -38,6 +38,7 @@ class DeltaState:
     nonce: str = ""
     sent_version: str = ""
     acked_version: str = ""
+    acked_at: float = 0.0
     started: bool = False
 
     @property
@@ -63,7 +64,8 @@ class DeltaState:
         if request.HasField("error_detail"):
             self._reject(request, changes, now)
             return "nack"
-        self.acked_version = self.sent_version if not self.pending else self.acked_version
+        if not self.pending:
+            self.acked_version, self.acked_at = self.sent_version, now
         return "ack"
 
     def _start(self, request: discovery_pb2.DeltaDiscoveryRequest) -> None:
@@ -138,6 +140,7 @@ class DeltaState:
             type_url=self.type_url,
             sent_version=self.sent_version,
             acked_version=self.acked_version,
+            acked_at=self.acked_at,
             nonce=self.nonce,
             in_flight=self.in_flight,
             subscribed=None if self.wildcard else tuple(sorted(self.names)),

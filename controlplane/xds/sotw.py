@@ -34,6 +34,7 @@ class SotwState:
     last_sent: dict[str, Resource] = field(default_factory=dict)
     """Every resource ever sent on this stream, latest version per name."""
     acked_version: str = ""
+    acked_at: float = 0.0
     acked_names: frozenset[str] = frozenset()
     in_flight: bool = False
     rejected: set[str] = field(default_factory=set)
@@ -66,7 +67,7 @@ class SotwState:
             self.last_nack = Nack(self.sent_version, self.nonce, detail.message, detail.code, now)
             self.rejected.add(self.sent_version)
             return "nack"
-        self.acked_version = request.version_info
+        self.acked_version, self.acked_at = request.version_info, now
         self.acked_names = frozenset(self.sent)
         return "ack"
 
@@ -103,6 +104,7 @@ class SotwState:
             type_url=self.type_url,
             sent_version=self.sent_version,
             acked_version=self.acked_version,
+            acked_at=self.acked_at,
             nonce=self.nonce,
             in_flight=self.in_flight,
             subscribed=None if self.wildcard else tuple(sorted(self.names)),

@@ -29,6 +29,8 @@ class TypeStatus:
     type_url: str
     sent_version: str
     acked_version: str
+    acked_at: float
+    """When the last ACK arrived (the server's wall clock; 0 if none yet)."""
     nonce: str
     in_flight: bool
     subscribed: tuple[str, ...] | None
