@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--status-address", default="127.0.0.1:9000", metavar="HOST:PORT")
     serve.add_argument("--debounce", default="10ms", type=_duration, help="quiet time before applying edits")
     serve.add_argument("--debounce-max", default="100ms", type=_duration, help="longest wait under steady edits")
-    serve.add_argument("--poll-interval", default="20ms", type=_duration, help="file check interval where inotify is unavailable")
+    serve.add_argument(
+        "--poll-interval", default="20ms", type=_duration, help="file check interval where inotify is unavailable"
+    )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     _add_policy_arguments(serve)
     serve.set_defaults(handler=_serve)
