@@ -61,3 +61,27 @@ def test_directory_input(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(Path(EXAMPLE).read_text(encoding="utf-8"), encoding="utf-8")
     (tmp_path / "notes.txt").write_text("not yaml: [", encoding="utf-8")
     assert main(["validate", str(tmp_path)]) == 0
+
+
+def test_render_static_uses_the_envoy_admin_port_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", EXAMPLE, "--static", "--envoy-admin-port", "19000"]) == 0
+    admin = yaml.safe_load(capsys.readouterr().out)["admin"]["address"]["socket_address"]
+    assert admin == {"address": "127.0.0.1", "port_value": 19000}
+
+
+def test_render_static_admin_port_defaults_to_9901(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", EXAMPLE, "--static"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["admin"]["address"]["socket_address"]["port_value"] == 9901
+
+
+def test_ipv4_and_ipv6_wildcards_may_share_a_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Envoy binds `::` IPv6-only (ipv4_compat false), so `0.0.0.0` and `::` do not clash."""
+    routes = tmp_path / "routes.yaml"
+    route = "routes: [{match: {prefix: /}, direct_response: {status: 200}}]"
+    routes.write_text(
+        "listeners:\n"
+        f"  - {{name: v4, address: 0.0.0.0, port: 10000, {route}}}\n"
+        f"  - {{name: v6, address: '::', port: 10000, {route}}}\n",
+        encoding="utf-8",
+    )
+    assert main(["validate", str(routes)]) == 0, capsys.readouterr().err

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from controlplane.dsl.types import (
+    check_cookie_name,
     check_header_value,
+    check_host,
     check_path,
     check_regex,
     parse_duration,
@@ -27,6 +29,9 @@ from controlplane.dsl.types import (
         pytest.param("1m30s", 90_000, id="compound"),
         pytest.param("1h", 3_600_000, id="hours"),
         pytest.param("0s", 0, id="zero"),
+        pytest.param("1h2m3s4ms", 3_723_004, id="every-unit-in-order"),
+        pytest.param("1h500ms", 3_600_500, id="skipped-units"),
+        pytest.param(" 1m30s ", 90_000, id="surrounding-spaces"),
     ],
 )
 def test_durations(text: str, ms: int) -> None:
@@ -43,6 +48,11 @@ def test_durations(text: str, ms: int) -> None:
         pytest.param("-1s", "invalid duration", id="negative"),
         pytest.param(True, "expected a duration", id="boolean"),
         pytest.param("1s 2s", "invalid duration", id="space"),
+        pytest.param("30s1m", "largest first", id="out-of-order"),
+        pytest.param("1s1s", "at most once", id="repeated-unit"),
+        pytest.param("500ms1s", "largest first", id="ms-before-s"),
+        pytest.param("1m1h", "largest first", id="m-before-h"),
+        pytest.param("1h30m1h", "at most once", id="unit-repeated-later"),
     ],
 )
 def test_bad_durations(value: Any, message: str) -> None:
@@ -133,3 +143,52 @@ def test_header_values_refuse_control_characters_and_numbers() -> None:
 def test_bad_paths(path: str) -> None:
     with pytest.raises(ValueError):
         check_path(path)
+
+
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        pytest.param("api.example.com", None, id="dns-name"),
+        pytest.param("Internal-API.example.com", None, id="upper-case-kept"),
+        pytest.param("10.0.0.1", None, id="ipv4"),
+        pytest.param("[2001:db8::1]", None, id="bracketed-ipv6"),
+        pytest.param("a.example.com\r\nx-injected: 1", "invalid host", id="crlf"),
+        pytest.param("a b", "invalid host", id="space"),
+        pytest.param("", "invalid host", id="empty"),
+        pytest.param("-a.example.com", "invalid host", id="label-starts-with-dash"),
+        pytest.param("a..example.com", "invalid host", id="empty-label"),
+        pytest.param("a" * 64 + ".com", "invalid host", id="label-too-long"),
+        pytest.param("a_b.example.com", "invalid host", id="underscore"),
+        pytest.param("api.example.com:8443", "has a port", id="port"),
+        pytest.param("[::1]:8443", "has a port", id="ipv6-with-port"),
+        pytest.param("2001:db8::1", "in brackets", id="unbracketed-ipv6"),
+        pytest.param("[not-ipv6]", "invalid host", id="brackets-without-ipv6"),
+        pytest.param(True, "expected a host name", id="boolean"),
+    ],
+)
+def test_hosts(host: Any, message: str | None) -> None:
+    if message is None:
+        assert check_host(host, port_hint="") == host
+    else:
+        with pytest.raises(ValueError, match=message):
+            check_host(host, port_hint="")
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        pytest.param("SessionID", True, id="case-kept"),
+        pytest.param("__Host-id", True, id="prefixed"),
+        pytest.param("a!#$%&'*+-.^_`|~z", True, id="every-token-symbol"),
+        pytest.param("session id", False, id="space"),
+        pytest.param("a=b", False, id="equals"),
+        pytest.param("a;b", False, id="semicolon"),
+        pytest.param("", False, id="empty"),
+    ],
+)
+def test_cookie_names(name: str, ok: bool) -> None:
+    if ok:
+        assert check_cookie_name(name) == name
+    else:
+        with pytest.raises(ValueError, match="invalid cookie name"):
+            check_cookie_name(name)

@@ -65,7 +65,7 @@ def _route(spec: RouteSpec) -> m.Route:
             m.DirectResponse(spec.direct_response.status, spec.direct_response.body) if spec.direct_response else None
         ),
         timeout_ms=spec.timeout,
-        idle_timeout_ms=spec.idle_timeout or 0,
+        idle_timeout_ms=spec.idle_timeout,
         retries=_retries(spec.retries),
         rewrite=_rewrite(spec),
         request_headers=_header_ops(spec.request_headers),

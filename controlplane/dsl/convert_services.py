@@ -46,8 +46,8 @@ def _hash_on(spec: HashOnSpec | None) -> m.HashPolicy | None:
     if spec is None:
         return None
     if spec.cookie is not None:
-        ttl = spec.cookie.ttl or 0
-        return m.HashPolicy("cookie", spec.cookie.name, cookie_ttl_ms=ttl, cookie_path=spec.cookie.path)
+        cookie = spec.cookie
+        return m.HashPolicy("cookie", cookie.name, cookie_ttl_ms=cookie.ttl, cookie_path=cookie.path)
     if spec.header is not None:
         return m.HashPolicy("header", spec.header)
     if spec.query is not None:
@@ -100,6 +100,6 @@ def _circuit_breaker(spec: CircuitBreakerSpec | None) -> m.CircuitBreaker | None
         max_pending_requests=spec.max_pending_requests,
         max_requests=spec.max_requests,
         max_retries=spec.max_retries,
-        retry_budget_percent=budget.percent if budget else 0.0,
+        retry_budget_percent=budget.percent if budget else None,
         retry_budget_min_concurrency=budget.min_concurrency if budget else 3,
     )

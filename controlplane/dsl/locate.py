@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from controlplane.dsl.schema_common import AT_KEY
 from controlplane.dsl.yamltext import Located, Path, format_path
 from controlplane.errors import Problem
 
@@ -23,6 +24,8 @@ def problems_from_validation(exc: ValidationError, root: type[BaseModel], doc: L
 def _problem(error: ErrorDetails, root: type[BaseModel], doc: Located, source: str) -> Problem:
     loc: Path = tuple(part for part in error["loc"] if part != "[key]")
     on_key = error["type"] == "extra_forbidden" or "[key]" in error["loc"]
+    if error["type"] == AT_KEY:
+        loc, on_key = (*loc, error.get("ctx", {})["key"]), True
     line, col = doc.position(loc, key=on_key)
     shown = loc if error["type"] in ("extra_forbidden", "missing") else doc.resolve(loc)
     return Problem(source, line, col, format_path(shown), _message(error, root, loc))

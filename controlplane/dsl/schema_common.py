@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from controlplane.dsl.types import Duration, HeaderName, HeaderValue, ModifiableHeader, Origin
 
 MIN_FILL_INTERVAL_MS = 50
 """Envoy refuses token buckets that refill more often than every 50ms."""
+
+AT_KEY = "at_key"
+"""Error type of problems that the loader reports at one key of the mapping being validated."""
 
 
 class Spec(BaseModel):
@@ -33,11 +37,40 @@ def at_most_one(spec: BaseModel, *fields: str) -> None:
         raise ValueError(f"{' and '.join(present)} cannot be combined")
 
 
+def key_problem(key: str, message: str) -> PydanticCustomError:
+    """A problem located at `key` of the mapping under validation rather than at the mapping.
+
+    A validator of a whole mapping can only raise at the mapping's own path; the loader moves
+    errors of this type to the key, so the user is pointed at the entry to change.
+    """
+    return PydanticCustomError(AT_KEY, message, {"key": key})
+
+
+def distinct_header_names(value: Any) -> Any:
+    """Refuse keys that name one header in two spellings (`X-A`, `x-a`).
+
+    Header names are lower-cased, so the second entry would silently replace the first.
+    """
+    if not isinstance(value, dict):
+        return value
+    seen: dict[str, str] = {}
+    for key in value:
+        if not isinstance(key, str):
+            continue
+        first = seen.setdefault(key.lower(), key)
+        if first != key:
+            raise key_problem(key, f"'{key}' is the same header as '{first}' (header names ignore case): keep one")
+    return value
+
+
+HeaderMap = Annotated[dict[ModifiableHeader, HeaderValue], BeforeValidator(distinct_header_names)]
+
+
 class HeaderOpsSpec(Spec):
     """Header changes applied to requests or responses."""
 
-    set: dict[ModifiableHeader, HeaderValue] = {}
-    add: dict[ModifiableHeader, HeaderValue] = {}
+    set: HeaderMap = {}
+    add: HeaderMap = {}
     remove: list[ModifiableHeader] = []
 
 
@@ -73,6 +106,14 @@ class CorsSpec(Spec):
     expose_headers: list[HeaderName] = []
     max_age: Duration | None = None
     allow_credentials: bool = False
+
+    @field_validator("max_age")
+    @classmethod
+    def _whole_seconds(cls, max_age: int | None) -> int | None:
+        """Access-Control-Max-Age is a number of seconds; a fraction would be silently cut off."""
+        if max_age is not None and (max_age < 1000 or max_age % 1000):
+            raise ValueError("max_age must be a whole number of seconds, at least 1s (e.g. 10m or 600s)")
+        return max_age
 
     @model_validator(mode="after")
     def _credentials(self) -> CorsSpec:

@@ -12,6 +12,7 @@ from controlplane.dsl.schema_common import (
     RateLimitSpec,
     Spec,
     at_most_one,
+    distinct_header_names,
     exactly_one,
     listify,
 )
@@ -25,7 +26,9 @@ from controlplane.dsl.types import (
     PathText,
     Percent,
     Port,
+    RedirectHost,
     Regex,
+    RewriteHost,
 )
 
 RETRY_ON = (
@@ -38,7 +41,6 @@ RETRY_ON = (
     "retriable-4xx",
     "refused-stream",
     "retriable-status-codes",
-    "retriable-headers",
     "http3-post-connect-failure",
     "cancelled",
     "deadline-exceeded",
@@ -46,7 +48,27 @@ RETRY_ON = (
     "resource-exhausted",
     "unavailable",
 )
-"""Envoy's `x-envoy-retry-on` and `x-envoy-retry-grpc-on` conditions."""
+"""Envoy's `x-envoy-retry-on` and `x-envoy-retry-grpc-on` conditions.
+
+`retriable-headers` is left out: it needs `retriable_headers`, which the DSL does not offer, and
+without them Envoy never retries on it.
+"""
+
+MAX_DIRECT_BODY_BYTES = 4096
+"""Envoy's default `max_direct_response_body_size_bytes`: it counts bytes, not characters."""
+
+
+def _supported_condition(value: Any) -> Any:
+    """Name the reason for `retriable-headers`, which Envoy knows but the DSL cannot configure."""
+    if value == "retriable-headers":
+        raise ValueError(
+            "retriable-headers is not supported: the DSL has no field for the headers it needs; "
+            "use status_codes or conditions such as 5xx"
+        )
+    return value
+
+
+RetryCondition = Annotated[Literal[RETRY_ON], BeforeValidator(_supported_condition)]  # type: ignore[valid-type]
 
 
 def _value_shorthand(value: Any) -> Any:
@@ -92,10 +114,20 @@ class MatchSpec(Spec):
     prefix: PathText | None = None
     path: PathText | None = None
     regex: Regex | None = None
-    headers: dict[HeaderName, ValueMatch] = {}
+    headers: Annotated[dict[HeaderName, ValueMatch], BeforeValidator(distinct_header_names)] = {}
     query: dict[str, ValueMatch] = {}
     methods: list[Method] = []
     case_sensitive: bool = True
+
+    @field_validator("case_sensitive")
+    @classmethod
+    def _not_with_regex(cls, case_sensitive: bool, info: ValidationInfo) -> bool:
+        """Envoy ignores `case_sensitive` for `safe_regex`, so `false` would silently do nothing."""
+        if not case_sensitive and info.data.get("regex") is not None:
+            raise ValueError(
+                "case_sensitive: false has no effect on a regex match: remove it and start the regex with (?i)"
+            )
+        return case_sensitive
 
     @model_validator(mode="after")
     def _one_path_rule(self) -> MatchSpec:
@@ -138,11 +170,20 @@ class RetriesSpec(Spec):
     """Retry policy for a route."""
 
     attempts: int = Field(ge=0, le=10)
-    on: list[Literal[RETRY_ON]] = ["connect-failure", "refused-stream", "reset"]  # type: ignore[valid-type]
+    status_codes: list[Annotated[int, Field(ge=100, le=599)]] = []
+    """Before `on`, so that `on` may be empty when status codes give Envoy something to retry on."""
+    on: list[RetryCondition] = ["connect-failure", "refused-stream", "reset"]
     per_try_timeout: Duration | None = None
     backoff: BackoffSpec | None = None
-    status_codes: list[Annotated[int, Field(ge=100, le=599)]] = []
     other_host: bool = True
+
+    @field_validator("on")
+    @classmethod
+    def _some_condition(cls, on: list[str], info: ValidationInfo) -> list[str]:
+        """An empty `retry_on` means Envoy never retries, which no one writes `retries` for."""
+        if not on and info.data.get("status_codes") == []:
+            raise ValueError("on needs at least one condition (e.g. [connect-failure, reset]) or set status_codes")
+        return on
 
 
 class RedirectSpec(Spec):
@@ -150,7 +191,7 @@ class RedirectSpec(Spec):
 
     status: Literal[301, 302, 303, 307, 308] = 301
     scheme: Literal["http", "https"] | None = None
-    host: str | None = None
+    host: RedirectHost | None = None
     port: Port | None = None
     path: PathText | None = None
     prefix: PathText | None = None
@@ -166,7 +207,15 @@ class DirectResponseSpec(Spec):
     """Answer from Envoy itself."""
 
     status: int = Field(ge=200, le=599)
-    body: Annotated[str, Field(max_length=4096)] = ""
+    body: str = ""
+
+    @field_validator("body")
+    @classmethod
+    def _within_envoy_limit(cls, body: str) -> str:
+        size = len(body.encode("utf-8"))
+        if size > MAX_DIRECT_BODY_BYTES:
+            raise ValueError(f"body is {size} bytes in UTF-8; Envoy allows at most {MAX_DIRECT_BODY_BYTES}")
+        return body
 
 
 class RegexRewriteSpec(Spec):
@@ -179,9 +228,17 @@ class RegexRewriteSpec(Spec):
 class RewriteSpec(Spec):
     """Rewrite the path prefix, or the path by regex, and/or the Host header."""
 
-    prefix: str | None = None
+    prefix: PathText | None = None
     regex: RegexRewriteSpec | None = None
-    host: str | None = None
+    host: RewriteHost | None = None
+
+    @field_validator("prefix", mode="before")
+    @classmethod
+    def _not_empty(cls, prefix: Any) -> Any:
+        """Envoy treats an empty `prefix_rewrite` as unset, so "" would silently rewrite nothing."""
+        if prefix == "":
+            raise ValueError("an empty prefix rewrite does nothing in Envoy: write '/' to replace the matched prefix")
+        return prefix
 
     @model_validator(mode="after")
     def _prefix_or_regex(self) -> RewriteSpec:
@@ -201,6 +258,13 @@ class DelaySpec(Spec):
 
     fixed: Duration
     percent: Percent = 100.0
+
+    @field_validator("fixed")
+    @classmethod
+    def _some_delay(cls, fixed: int) -> int:
+        if fixed < 1:
+            raise ValueError("fixed must be at least 1ms (leave out delay for no delay)")
+        return fixed
 
 
 class AbortSpec(Spec):

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from controlplane.dsl.schema_common import Spec, exactly_one
-from controlplane.dsl.types import Duration, HeaderName, PathText, Percent, parse_socket_address
+from controlplane.dsl.types import CookieName, Duration, HeaderName, PathText, Percent, parse_socket_address
 
 
 def _endpoint_shorthand(value: Any) -> Any:
@@ -129,9 +129,9 @@ class CircuitBreakerSpec(Spec):
 
 
 class CookieSpec(Spec):
-    """Hash on a cookie; with `ttl` Envoy sets it when absent (sticky sessions)."""
+    """Hash on a cookie; with `ttl` Envoy sets it when absent (sticky sessions, `0s`: session cookie)."""
 
-    name: HeaderName
+    name: CookieName
     ttl: Duration | None = None
     path: str = ""
 

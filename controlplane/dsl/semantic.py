@@ -6,6 +6,7 @@ Pydantic has already checked each object's shape; these rules need the whole con
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -114,26 +115,33 @@ class Checker:
             names.setdefault(name, bool(host.name))
             for j, domain in enumerate(host.domains):
                 where = (*path, "hosts", i, "domains", j)
-                if not _DOMAIN.fullmatch(domain.lower()):
-                    self.report(
-                        doc,
-                        where,
-                        f"invalid domain {domain!r}: use a host name, optionally "
-                        "with one leading or trailing '*' and a ':port'",
-                    )
+                invalid = _domain_problem(domain)
+                if invalid:
+                    self.report(doc, where, invalid)
                 elif domain.lower() in owners:
                     self.report(doc, where, f"domain {domain!r} already belongs to hosts[{owners[domain.lower()]}]")
                 owners.setdefault(domain.lower(), i)
 
     def _check_route(self, doc: FileDoc, path: Path, route: RouteSpec, services: Mapping[str, object]) -> None:
-        for i, target in enumerate(route.to or []):
-            self._check_reference(doc, (*path, "to", i, "service"), target.service, services)
-        for i, mirror in enumerate(route.mirror or []):
-            self._check_reference(doc, (*path, "mirror", i, "service"), mirror.service, services)
+        self._check_targets(doc, (*path, "to"), [t.service for t in route.to or []], services)
+        self._check_targets(doc, (*path, "mirror"), [m.service for m in route.mirror or []], services)
         if route.rewrite and route.rewrite.prefix is not None and route.match.prefix is None:
             self.report(doc, (*path, "rewrite", "prefix"), "a prefix rewrite needs a prefix match")
         if route.redirect and route.redirect.prefix is not None and route.match.prefix is None:
             self.report(doc, (*path, "redirect", "prefix"), "a prefix redirect needs a prefix match")
+
+    def _check_targets(self, doc: FileDoc, path: Path, names: list[str], services: Mapping[str, object]) -> None:
+        """Each name must be a service, listed once (Envoy would split or mirror twice)."""
+        first: dict[str, int] = {}
+        hint = " (add up the weights)" if path[-1] == "to" else ""
+        for i, name in enumerate(names):
+            self._check_reference(doc, (*path, i, "service"), name, services)
+            if name in first:
+                where = f"{path[-1]}[{first[name]}]"
+                self.report(
+                    doc, (*path, i, "service"), f"service '{name}' is already listed at {where}: list it once{hint}"
+                )
+            first.setdefault(name, i)
 
     def _check_reference(self, doc: FileDoc, path: Path, name: str, services: Mapping[str, object]) -> None:
         if name in services:
@@ -155,14 +163,35 @@ class Checker:
             self.report(doc, (*path, *sub_path), message)
 
 
+def _domain_problem(domain: str) -> str | None:
+    """Why `domain` cannot be a virtual host domain, or None when it can."""
+    if _DOMAIN.fullmatch(domain.lower()):
+        return None
+    host, _, port = domain.rpartition(":")
+    if port.isdigit() and _DOMAIN.fullmatch(host.lower()):
+        return f"domain {domain!r} has a port: write {host!r} (ports in the Host header are ignored when matching)"
+    return (
+        f"invalid domain {domain!r}: use a host name such as example.com, optionally with one leading or trailing '*'"
+    )
+
+
 def _same_socket(a: ListenerSpec, b: ListenerSpec) -> bool:
     """Whether two listeners would bind the same port on one Envoy."""
-    if a.port != b.port:
-        return False
-    wildcard = {"0.0.0.0", "::"}
-    if a.address != b.address and a.address not in wildcard and b.address not in wildcard:
+    if a.port != b.port or not _addresses_overlap(a.address, b.address):
         return False
     return not a.nodes or not b.nodes or bool(set(a.nodes) & set(b.nodes))
+
+
+def _addresses_overlap(a: str, b: str) -> bool:
+    """Equal addresses, or a wildcard and an address of the same IP version.
+
+    Envoy binds `::` with IPV6_V6ONLY (its `ipv4_compat` defaults to false), so on Linux a `::`
+    listener takes the port for IPv6 only and `0.0.0.0` (or 127.0.0.1) may use it too.
+    """
+    if a == b:
+        return True
+    first, second = ipaddress.ip_address(a), ipaddress.ip_address(b)
+    return first.version == second.version and (first.is_unspecified or second.is_unspecified)
 
 
 def _route_lists(listener: ListenerSpec) -> Iterator[tuple[Path, list[RouteSpec]]]:

@@ -22,9 +22,19 @@ def service_problems(service: ServiceSpec, policy: AddressPolicy) -> Iterator[tu
     """(path inside the service, message) for every rule `service` breaks."""
     yield from _lb_problems(service)
     yield from _endpoint_problems(service, policy)
+    yield from _health_check_problems(service)
+
+
+def _health_check_problems(service: ServiceSpec) -> Iterator[tuple[Path, str]]:
     hc = service.health_check
-    if hc and hc.timeout > hc.interval:
+    if hc is None:
+        return
+    if hc.timeout > hc.interval:
         yield ("health_check", "timeout"), "timeout is longer than interval"
+    if hc.grpc is not None and service.protocol == "http1":
+        # Envoy refuses the cluster: "cluster must support HTTP/2 for gRPC healthchecking".
+        message = "a gRPC health check needs protocol http2 or grpc (this service uses http1): set protocol: grpc"
+        yield ("health_check", "grpc"), message
 
 
 def _lb_problems(service: ServiceSpec) -> Iterator[tuple[Path, str]]:

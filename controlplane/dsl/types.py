@@ -1,4 +1,4 @@
-"""Scalar types of the DSL: durations, addresses, names, header names and values, RE2 regexes.
+"""Scalar types of the DSL: durations, addresses, names, header and cookie names, RE2 regexes.
 
 Each parser raises ValueError with a message written for the user; the loader adds the file,
 line and field path.
@@ -7,19 +7,25 @@ line and field path.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
 from typing import Annotated, Any
 
 import re2
-from pydantic import AfterValidator, BeforeValidator, StringConstraints
+from pydantic import AfterValidator, BeforeValidator
 
 RE2_MAX_PROGRAM_SIZE = 100
 """Envoy's default `re2.max_program_size.error_level`: larger regexes are rejected by Envoy."""
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+_UNIT_MS = {"h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
+"""Units largest first: the order the parts of a duration must be written in."""
 _NAME = re.compile(r"[a-z0-9]([a-z0-9._-]*[a-z0-9])?")
 _HEADER_NAME = re.compile(r":?[a-z0-9!#$%&'*+.^_`|~-]+")
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
+_HOST_WITH_PORT = re.compile(r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]*")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
 
@@ -30,14 +36,28 @@ def parse_duration(value: Any) -> int:
         raise ValueError("expected a duration such as 250ms, 2s or 1m")
     if not isinstance(value, str):
         raise ValueError(f"duration {value!r} needs a unit: write e.g. {value}s or {value}ms")
-    text = value.strip()
-    parts = _DURATION_PART.findall(text)
-    if not text or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"invalid duration {value!r}: use a number and a unit (ms, s, m, h), e.g. 250ms")
-    total = sum(float(n) * _UNIT_MS[u] for n, u in parts)
+    total = sum(float(n) * _UNIT_MS[u] for n, u in _duration_parts(value))
     if total != int(total):
         raise ValueError(f"duration {value!r} is finer than a millisecond")
     return int(total)
+
+
+def _duration_parts(value: str) -> list[tuple[str, str]]:
+    """The (number, unit) parts of `value`, each unit at most once and largest first.
+
+    `30s1m` and `1s1s` are refused rather than added up: they are almost always typos, and one
+    spelling per duration keeps route files easy to read and compare.
+    """
+    text = value.strip()
+    parts: list[tuple[str, str]] = _DURATION_PART.findall(text)
+    if not text or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"invalid duration {value!r}: use a number and a unit (ms, s, m, h), e.g. 250ms")
+    ranks = [list(_UNIT_MS).index(u) for _, u in parts]
+    if any(later <= earlier for earlier, later in itertools.pairwise(ranks)):
+        raise ValueError(
+            f"invalid duration {value!r}: write each unit at most once, largest first (h, m, s, ms), e.g. 1m30s"
+        )
+    return parts
 
 
 def parse_name(value: Any) -> str:
@@ -60,6 +80,13 @@ def parse_header_name(value: Any) -> str:
     if not _HEADER_NAME.fullmatch(lowered):
         raise ValueError(f"invalid header name {value!r}: only RFC 9110 token characters are allowed")
     return lowered
+
+
+def check_cookie_name(value: Any) -> str:
+    """A cookie name, kept as written: cookie names are case-sensitive (RFC 6265 tokens)."""
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+        raise ValueError(f"invalid cookie name {value!r}: use letters, digits and !#$%&'*+-.^_`|~ (an RFC 6265 token)")
+    return value
 
 
 def check_header_value(value: Any) -> str:
@@ -127,6 +154,36 @@ def check_path(value: Any) -> str:
     return value
 
 
+def check_host(value: Any, *, port_hint: str) -> str:
+    """A host for the Host header or a redirect URL: a DNS name, an IPv4 address or [IPv6].
+
+    Checked because the value goes into a request or a Location header as written: a space,
+    CR or LF would corrupt it.
+    """
+    if not isinstance(value, str):
+        raise ValueError("expected a host name such as api.example.com")
+    if value.startswith("[") and value.endswith("]") and _is_ipv6(value[1:-1]):
+        return value
+    if _is_ipv6(value):
+        raise ValueError(f"write the IPv6 address {value!r} in brackets: [{value}]")
+    if _HOST_WITH_PORT.fullmatch(value):
+        raise ValueError(f"host {value!r} has a port: {port_hint}")
+    if len(value) > 253 or not _HOST_NAME.fullmatch(value):
+        raise ValueError(
+            f"invalid host {value!r}: use a host name such as api.example.com (letters, digits, '-' and '.'), "
+            "an IPv4 address or a bracketed IPv6 address"
+        )
+    return value
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_socket_address(value: Any) -> tuple[str, int]:
     """`1.2.3.4:80` or `[::1]:80` -> (host, port). Endpoints are IP addresses, not host names."""
     if not isinstance(value, str) or ":" not in value:
@@ -172,7 +229,11 @@ PathText = Annotated[str, BeforeValidator(check_path)]
 IpAddress = Annotated[str, BeforeValidator(check_ip)]
 Port = Annotated[int, AfterValidator(lambda p: _in_range(p, 1, 65535, "port"))]
 Percent = Annotated[float, AfterValidator(lambda p: _in_range(p, 0, 100, "percent"))]
-Text = Annotated[str, StringConstraints(max_length=4096)]
+CookieName = Annotated[str, BeforeValidator(check_cookie_name)]
+RewriteHost = Annotated[str, BeforeValidator(lambda v: check_host(v, port_hint="write the host name alone"))]
+RedirectHost = Annotated[
+    str, BeforeValidator(lambda v: check_host(v, port_hint="write the host name alone and the port in redirect.port"))
+]
 
 
 def _in_range(value: float, low: float, high: float, what: str) -> Any:

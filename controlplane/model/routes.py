@@ -116,6 +116,7 @@ class Fault:
     """Inject delays and/or aborts into a share of requests (for resilience testing)."""
 
     delay_ms: int = 0
+    """0 means no delay (the DSL requires at least 1ms when a delay is given)."""
     delay_percent: float = 0.0
     abort_status: int = 0
     abort_percent: float = 0.0
@@ -140,6 +141,7 @@ class Cors:
     allow_headers: tuple[str, ...] = ()
     expose_headers: tuple[str, ...] = ()
     max_age_s: int = 0
+    """0 leaves Access-Control-Max-Age unset (the browser's default); the DSL requires at least 1s."""
     allow_credentials: bool = False
 
 
@@ -154,7 +156,8 @@ class Route:
     direct_response: DirectResponse | None = None
     timeout_ms: int | None = None
     """None keeps Envoy's default (15s); 0 disables the timeout."""
-    idle_timeout_ms: int = 0
+    idle_timeout_ms: int | None = None
+    """None keeps the listener's stream idle timeout; 0 disables the idle timeout for this route."""
     retries: Retries | None = None
     rewrite: Rewrite | None = None
     request_headers: HeaderOps = HeaderOps()

@@ -87,8 +87,9 @@ class CircuitBreaker:
     max_pending_requests: int = 1024
     max_requests: int = 1024
     max_retries: int = 3
-    retry_budget_percent: float = 0.0
-    """When above 0, a retry budget replaces `max_retries`: active retries <= this % of requests."""
+    retry_budget_percent: float | None = None
+    """When set (0 included), a retry budget replaces `max_retries`: active retries may be at most
+    this % of active requests, but never fewer than `retry_budget_min_concurrency`."""
     retry_budget_min_concurrency: int = 3
 
 
@@ -100,8 +101,9 @@ class HashPolicy:
     """`header`, `cookie`, `source_ip` or `query`."""
     name: str = ""
     """Header, cookie or query parameter name."""
-    cookie_ttl_ms: int = 0
-    """For cookies: when above 0 Envoy sets the cookie if absent (sticky sessions)."""
+    cookie_ttl_ms: int | None = None
+    """For cookies: None, Envoy never sets the cookie; otherwise it sets it when absent (sticky
+    sessions) with this lifetime, 0 meaning a session cookie."""
     cookie_path: str = ""
 
 

@@ -105,14 +105,17 @@ def outlier_detection(spec: OutlierDetection) -> outlier_detection_pb2.OutlierDe
 
 
 def circuit_breakers(spec: CircuitBreaker) -> circuit_breaker_pb2.CircuitBreakers:
-    """Default-priority thresholds; a retry budget, when set, replaces the fixed max_retries."""
+    """Default-priority thresholds; a retry budget, when set, replaces the fixed max_retries.
+
+    A budget of 0% is written too: it limits retries to `min_retry_concurrency`.
+    """
     thresholds = circuit_breaker_pb2.CircuitBreakers.Thresholds(
         max_connections=uint32(spec.max_connections),
         max_pending_requests=uint32(spec.max_pending_requests),
         max_requests=uint32(spec.max_requests),
         max_retries=uint32(spec.max_retries),
     )
-    if spec.retry_budget_percent > 0:
+    if spec.retry_budget_percent is not None:
         thresholds.retry_budget.budget_percent.CopyFrom(percent_pb2.Percent(value=spec.retry_budget_percent))
         thresholds.retry_budget.min_retry_concurrency.value = spec.retry_budget_min_concurrency
     return circuit_breaker_pb2.CircuitBreakers(thresholds=[thresholds])

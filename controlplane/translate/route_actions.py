@@ -42,7 +42,7 @@ def route_action(route: Route, services: Mapping[str, Service]) -> rc.RouteActio
     _set_rewrite(action, route)
     if route.timeout_ms is not None:
         action.timeout.CopyFrom(duration(route.timeout_ms))
-    if route.idle_timeout_ms:
+    if route.idle_timeout_ms is not None:
         action.idle_timeout.CopyFrom(duration(route.idle_timeout_ms))
     return action
 
@@ -86,7 +86,7 @@ def hash_policy(policy: HashPolicy) -> rc.RouteAction.HashPolicy:
     elif policy.kind == "cookie":
         result.cookie.name = policy.name
         result.cookie.path = policy.cookie_path
-        if policy.cookie_ttl_ms:
+        if policy.cookie_ttl_ms is not None:  # 0s is meaningful: Envoy then sets a session cookie
             result.cookie.ttl.CopyFrom(duration(policy.cookie_ttl_ms))
     elif policy.kind == "query":
         result.query_parameter.name = policy.name

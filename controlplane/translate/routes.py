@@ -76,7 +76,8 @@ def route_match(spec: Match) -> rc.RouteMatch:
     """Path rule plus header, method and query conditions (all must hold).
 
     A prefix matches whole path segments (`/api` matches `/api` and `/api/x`, not `/apiary`),
-    as Gateway API's PathPrefix does; a prefix ending in `/` matches by plain string prefix.
+    as Gateway API's PathPrefix does, with or without `case_sensitive` (Envoy 1.40 honours it for
+    `path_separated_prefix`); a prefix ending in `/` matches by plain string prefix.
     """
     match = rc.RouteMatch(
         headers=[header_matcher(h) for h in spec.headers] + _method_matchers(spec.methods),
@@ -88,7 +89,7 @@ def route_match(spec: Match) -> rc.RouteMatch:
         match.path = spec.path
     elif spec.path_kind == "regex":
         match.safe_regex.regex = spec.path
-    elif spec.path.endswith("/") or not spec.case_sensitive:
+    elif spec.path.endswith("/"):
         match.prefix = spec.path
     else:
         match.path_separated_prefix = spec.path
@@ -140,4 +141,6 @@ def _header_options(ops: HeaderOps) -> list[base_pb2.HeaderValueOption]:
 
 
 def _header_option(key: str, value: str, action: int) -> base_pb2.HeaderValueOption:
-    return base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=key, value=value), append_action=action)
+    """DSL values are literal; Envoy reads `%` as the start of a formatter command, so escape it."""
+    literal = value.replace("%", "%%")
+    return base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=key, value=literal), append_action=action)
