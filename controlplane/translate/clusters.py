@@ -12,6 +12,7 @@ from controlplane.translate.common import EDGE_BUFFER_LIMIT_BYTES, ads_config_so
 from controlplane.translate.health_checks import health_check
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+UPDATE_MERGE_WINDOW_MS = 100
 
 _LB_POLICY = {
     LbPolicy.ROUND_ROBIN: cluster_pb2.Cluster.ROUND_ROBIN,
@@ -36,6 +37,9 @@ def cluster(service: Service) -> cluster_pb2.Cluster:
         circuit_breakers=circuit_breakers(service.circuit_breaker) if service.circuit_breaker else None,
     )
     _set_lb_config(result, service)
+    # Envoy merges health changes for 1s by default before load balancers see them: a dead
+    # primary would keep taking traffic that long. 100ms still batches flapping at scale.
+    result.common_lb_config.update_merge_window.CopyFrom(duration(UPDATE_MERGE_WINDOW_MS))
     if service.panic_threshold_percent is not None:
         result.common_lb_config.healthy_panic_threshold.value = service.panic_threshold_percent
     if service.protocol in (Protocol.HTTP2, Protocol.GRPC):

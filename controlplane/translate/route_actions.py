@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
+from envoy.extensions.retry.priority.previous_priorities.v3 import previous_priorities_config_pb2
 from envoy.type.matcher.v3 import regex_pb2
 
 from controlplane.model import HashPolicy, Redirect, Retries, Route, Service
@@ -14,6 +15,9 @@ from controlplane.translate.common import duration, fractional_percent, pack, ui
 
 PREVIOUS_HOSTS = "envoy.retry_host_predicates.previous_hosts"
 HOST_SELECTION_ATTEMPTS = 5
+PREVIOUS_PRIORITIES = "envoy.retry_priorities.previous_priorities"
+PRIORITY_UPDATE_FREQUENCY = 1
+"""Re-plan the priority load after every attempt, so each retry tries a priority not tried yet."""
 """How often a retry may re-pick an endpoint to avoid one that already failed (as Istio does)."""
 
 _REDIRECT_CODES = {
@@ -96,7 +100,12 @@ def hash_policy(policy: HashPolicy) -> rc.RouteAction.HashPolicy:
 
 
 def retry_policy(spec: Retries) -> rc.RetryPolicy:
-    """Retries; with `other_host` each retry avoids endpoints that already failed this request."""
+    """Retries; with `other_host` each retry avoids the endpoints and the priority that failed.
+
+    Moving to the next priority means that when every primary dies, a request that hit one of
+    them is retried on a backup even before health checks have noticed; with a single priority
+    Envoy falls back to the normal priority load, so nothing changes there.
+    """
     policy = rc.RetryPolicy(
         retry_on=",".join(spec.on),
         num_retries=uint32(spec.attempts),
@@ -112,6 +121,9 @@ def retry_policy(spec: Retries) -> rc.RetryPolicy:
             name=PREVIOUS_HOSTS, typed_config=pack(previous_hosts_pb2.PreviousHostsPredicate())
         )
         policy.host_selection_retry_max_attempts = HOST_SELECTION_ATTEMPTS
+        priority = previous_priorities_config_pb2.PreviousPrioritiesConfig(update_frequency=PRIORITY_UPDATE_FREQUENCY)
+        policy.retry_priority.name = PREVIOUS_PRIORITIES
+        policy.retry_priority.typed_config.CopyFrom(pack(priority))
     return policy
 
 
