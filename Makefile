@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint typecheck unit golden clean
+.PHONY: demo test bench protos lint typecheck unit golden clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(STAMP) lint typecheck
 # Benchmarks with real Envoy processes (minutes, not part of `make test`): bench/results/*.json and *.md.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# Regenerate the checked-in Python code of protos/ (a test fails when it is stale).
+protos: $(STAMP)
+	$(BIN)/python protos/generate.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -17,7 +17,10 @@ import uvicorn
 from controlplane.cache import SnapshotCache
 from controlplane.dsl import AddressPolicy
 from controlplane.pipeline import Debounce, Pipeline
+from controlplane.registry.v1 import registry_pb2_grpc
 from controlplane.sources.files import FileSource
+from controlplane.sources.registry import RegistryState
+from controlplane.sources.registry_api import RegistryService, expire_leases
 from controlplane.status.server import create_app
 from controlplane.xds.grpc_server import create_server, set_serving
 from controlplane.xds.registry import NodeRegistry
@@ -85,6 +88,8 @@ async def serve(options: ServeOptions) -> None:
     if initial is not None and not pipeline.apply(initial):
         log.error("no valid config yet: Envoys will wait until the files are fixed")
     grpc_server, health, port = create_server(DiscoveryServer(cache, registry), options.xds_address)
+    leases, registry_api = _registry(pipeline, options.policy)
+    registry_pb2_grpc.add_RegistryServicer_to_server(registry_api, grpc_server)
     await grpc_server.start()
     await set_serving(health, cache.ready)
     background: set[asyncio.Task[None]] = set()
@@ -101,13 +106,25 @@ async def serve(options: ServeOptions) -> None:
     _on_signals(stop)
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(t) for t in (source.run(pipeline.submit), pipeline.run(), status.serve())]
+            loops = (source.run(pipeline.submit), pipeline.run(), expire_leases(leases, registry_api))
+            tasks = [group.create_task(loop) for loop in loops]
+            group.create_task(status.serve())
             await stop.wait()
             status.should_exit = True
-            for task in tasks[:2]:
+            for task in tasks:
                 task.cancel()
     finally:
         await grpc_server.stop(grace=1.0)
+
+
+def _registry(pipeline: Pipeline, policy: AddressPolicy) -> tuple[RegistryState, RegistryService]:
+    """The registry source, feeding its endpoints to the pipeline on every change."""
+
+    def declared() -> frozenset[str]:
+        return pipeline.model.registry_services() if pipeline.model else frozenset()
+
+    state = RegistryState(policy, declared)
+    return state, RegistryService(state, lambda: pipeline.submit_discovered(state.endpoints()))
 
 
 def _status_server(view: View, address: str) -> uvicorn.Server:

@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from controlplane import register
 from controlplane.app import ServeOptions, serve
 from controlplane.bootstrap import BootstrapOptions, bootstrap, parse_xds_addresses
 from controlplane.dsl import AddressPolicy, load_files
@@ -64,6 +65,18 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--admin-port", type=int, default=9901)
     boot.add_argument("--api", choices=("sotw", "delta"), default="sotw")
     boot.set_defaults(handler=_bootstrap)
+    reg = commands.add_parser("register", help="keep an endpoint registered until interrupted")
+    reg.add_argument("--service", required=True, help="a service declared with 'discovery: registry'")
+    reg.add_argument("--address", required=True, metavar="HOST:PORT", help="the endpoint (an IP address)")
+    reg.add_argument(
+        "--registry", default="127.0.0.1:18000", metavar="HOST:PORT[,HOST:PORT...]", help="every control-plane replica"
+    )
+    reg.add_argument("--ttl", default="10s", type=_duration, help="lease time to live (renewed every ttl/3)")
+    reg.add_argument("--drain", default="0s", type=_duration, help="drain time on exit (0: the server's)")
+    reg.add_argument("--weight", type=int, default=1)
+    reg.add_argument("--zone", default="")
+    reg.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")
+    reg.set_defaults(handler=_register)
     demo = commands.add_parser("demo", help="run the demo")
     demo.add_argument("--config", default="examples/routes.yaml")
     demo.set_defaults(handler=_demo)
@@ -165,6 +178,28 @@ def _bootstrap(args: argparse.Namespace) -> int:
         delta=args.api == "delta",
     )
     sys.stdout.write(dump(message_to_data(bootstrap(options)), "yaml"))
+    return 0
+
+
+def _register(args: argparse.Namespace) -> int:
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, _, port = args.address.rpartition(":")
+    if not port.isdigit():
+        print(f"controlplane register: --address {args.address!r} is not HOST:PORT", file=sys.stderr)
+        return 2
+    metadata = tuple((key, value) for key, _, value in (item.partition("=") for item in args.metadata))
+    registration = register.Registration(
+        service=args.service,
+        address=host.strip("[]"),
+        port=int(port),
+        replicas=tuple(filter(None, (r.strip() for r in args.registry.split(",")))),
+        ttl_ms=round(args.ttl * 1000),
+        weight=args.weight,
+        zone=args.zone,
+        metadata=metadata,
+        drain_ms=round(args.drain * 1000),
+    )
+    asyncio.run(register.run(registration))
     return 0
 
 

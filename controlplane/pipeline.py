@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from controlplane.cache import Snapshot, SnapshotCache
 from controlplane.dsl import AddressPolicy, load_texts
 from controlplane.errors import ConfigError, Problem
-from controlplane.model import Model
+from controlplane.model import Endpoint, Model
 from controlplane.sources.files import FileInputs
 from controlplane.translate import IncrementalTranslator
 
@@ -61,7 +61,12 @@ class Pipeline:
         self.clock = clock
         self.state = ConfigState()
         self._pending: FileInputs | None = None
+        self._discovered_pending: Mapping[str, tuple[Endpoint, ...]] | None = None
         self._wake = asyncio.Event()
+        self.model: Model | None = None
+        """The last good model from the files (without discovered endpoints)."""
+        self.discovered: Mapping[str, tuple[Endpoint, ...]] = {}
+        """Endpoints of `discovery: registry` services, by service name."""
         self._snapshots: dict[str, Snapshot] = {}
         self.translator = IncrementalTranslator()
 
@@ -70,15 +75,25 @@ class Pipeline:
         self._pending = inputs
         self._wake.set()
 
+    def submit_discovered(self, endpoints: Mapping[str, tuple[Endpoint, ...]]) -> None:
+        """Record the current registry endpoints; applied, debounced, like file edits."""
+        self._discovered_pending = endpoints
+        self._wake.set()
+
     async def run(self) -> None:
         """Apply inputs as they come, debounced, until cancelled."""
         while True:
             await self._wake.wait()
             await self._settle()
             inputs, self._pending = self._pending, None
+            discovered, self._discovered_pending = self._discovered_pending, None
             self._wake.clear()
+            if discovered is not None:
+                self.discovered = discovered
             if inputs is not None:
                 self.apply(inputs)
+            elif discovered is not None and self.model is not None:
+                self.publish(self.model)
 
     async def _settle(self) -> None:
         """Sleep until no new inputs arrived for `quiet`, or `max_delay` passed since the first."""
@@ -104,11 +119,13 @@ class Pipeline:
         except ConfigError as exc:
             self._reject(exc.problems)
             return False
+        self.model = model
         self.publish(model)
         return True
 
     def publish(self, model: Model) -> None:
-        """Translate `model` for every node group and publish the snapshots."""
+        """Translate `model`, with the discovered endpoints, for every node group and publish."""
+        model = model.with_discovered(self.discovered)
         groups = [DEFAULT_GROUP, *sorted({g for item in model.listeners for g in item.node_clusters})]
         built = self.translator.build(model, groups)
         snapshots = {

@@ -279,14 +279,20 @@ class Gateway:
 
 
 @contextmanager
-def gateway(tmp: Path, api: str, routes: Callable[[int], str], ready_path: str = "/") -> Iterator[Gateway]:
+def gateway(
+    tmp: Path,
+    api: str,
+    routes: Callable[[int], str],
+    ready_path: str = "/",
+    ready_status: Callable[[int], bool] = lambda s: s < 500,
+) -> Iterator[Gateway]:
     """Start a control plane serving `routes(port)` and an Envoy; wait until `ready_path` answers."""
     port = free_port()
     control_plane = ControlPlane(routes(port), tmp).start()
     envoy = Envoy(tmp, control_plane.xds_port, "gw-1", api).start()
     with stopping(control_plane, envoy):
         envoy.wait_listening(port)
-        wait_for(lambda: request(port, ready_path)[0] < 500, what="routes applied")
+        wait_for(lambda: ready_status(request(port, ready_path)[0]), what="routes applied")
         yield Gateway(control_plane, envoy, port)
 
 

@@ -20,6 +20,7 @@ def build_service(name: str, spec: ServiceSpec) -> m.Service:
     return m.Service(
         name=name,
         endpoints=tuple(sorted(_endpoint(e) for e in spec.endpoints)),
+        discovery=spec.discovery,
         lb=m.LbPolicy(spec.lb),
         hash_on=_hash_on(spec.hash_on),
         least_request_choices=(options.choices or 0) if options else 0,

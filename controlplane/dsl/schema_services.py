@@ -175,6 +175,8 @@ class ServiceSpec(Spec):
     """An upstream service: its endpoints and the policies Envoy applies to them."""
 
     endpoints: list[Annotated[EndpointSpec, BeforeValidator(_endpoint_shorthand)]] = []
+    discovery: Literal["static", "registry"] = "static"
+    """`registry`: endpoints join over the Registry gRPC API with a lease, instead of being listed."""
     lb: LbName = "round_robin"
     lb_options: LbOptionsSpec | None = None
     hash_on: HashOnSpec | None = None

@@ -21,6 +21,8 @@ _OPTION_POLICY = {
 def service_problems(service: ServiceSpec, policy: AddressPolicy) -> Iterator[tuple[Path, str]]:
     """(path inside the service, message) for every rule `service` breaks."""
     yield from _lb_problems(service)
+    if service.discovery == "registry" and service.endpoints:
+        yield ("endpoints",), "a service with 'discovery: registry' gets its endpoints from the registry: remove them"
     yield from _endpoint_problems(service, policy)
     yield from _health_check_problems(service)
 

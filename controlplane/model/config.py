@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from controlplane.model.routes import Listener
-from controlplane.model.services import Service
+from controlplane.model.services import Endpoint, Service
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,18 @@ class Model:
     services: tuple[Service, ...] = ()
     origins: dict[str, Origin] = field(default_factory=dict, compare=False, hash=False)
     """`listener/NAME` or `service/NAME` -> where it was defined."""
+
+    def registry_services(self) -> frozenset[str]:
+        """Names of the services whose endpoints come from the registry."""
+        return frozenset(s.name for s in self.services if s.discovery == "registry")
+
+    def with_discovered(self, endpoints: Mapping[str, tuple[Endpoint, ...]]) -> Model:
+        """This model with registry services given `endpoints` (missing names: none)."""
+        services = tuple(
+            replace(s, endpoints=tuple(sorted(endpoints.get(s.name, ())))) if s.discovery == "registry" else s
+            for s in self.services
+        )
+        return replace(self, services=services)
 
     def service(self, name: str) -> Service | None:
         """The service called `name`, if any."""

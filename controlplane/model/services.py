@@ -38,6 +38,10 @@ class Endpoint:
     region: str = ""
     priority: int = 0
     """0 for primaries; higher priorities take traffic only when lower ones are unhealthy."""
+    draining: bool = False
+    """Leaving: Envoy finishes the requests it has on it and sends it no new ones."""
+    metadata: tuple[tuple[str, str], ...] = ()
+    """Labels, sorted by key (from the registry), kept in Envoy's endpoint metadata."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,8 @@ class Service:
 
     name: str
     endpoints: tuple[Endpoint, ...] = ()
+    discovery: str = "static"
+    """`static` (endpoints listed in the config) or `registry` (registered over gRPC)."""
     lb: LbPolicy = LbPolicy.ROUND_ROBIN
     hash_on: HashPolicy | None = None
     least_request_choices: int = 0

@@ -1,0 +1,1 @@
+"""The project's own gRPC APIs, generated from protos/ (run `make protos` after editing a .proto)."""
