@@ -123,7 +123,11 @@ class Upstream:
 class ControlPlane:
     """`controlplane serve` in a subprocess, watching one route file."""
 
-    def __init__(self, routes: str, tmp: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, routes: str, tmp: Path, extra_args: tuple[str, ...] = (), name: str = "") -> None:
+        """`name` gives the replica its own folder (route file, log) under `tmp`."""
+        if name:
+            tmp = tmp / name
+            tmp.mkdir(parents=True, exist_ok=True)
         self.extra_args = extra_args
         self.routes_file = tmp / "routes.yaml"
         self.routes_file.write_text(routes, encoding="utf-8")
@@ -149,7 +153,7 @@ class ControlPlane:
             "--log-level",
             "debug",
         ]
-        self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         if ready:
             wait_for(lambda: self.get("/readyz").get("ready"), what="control plane ready")
         else:
@@ -169,11 +173,29 @@ class ControlPlane:
             self.process.wait(timeout=10)
             self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL: no goodbye to any Envoy, as in a crash."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Connected Envoys, or [] when this replica does not answer."""
+        try:
+            result: list[dict[str, Any]] = self.get("/api/nodes")
+        except OSError:
+            return []
+        return result
+
 
 class Envoy:
     """A real Envoy bootstrapped by `controlplane bootstrap`."""
 
-    def __init__(self, tmp: Path, xds_port: int, node_id: str, api: str, node_cluster: str = "edge") -> None:
+    def __init__(
+        self, tmp: Path, xds_port: int | list[int], node_id: str, api: str, node_cluster: str = "edge"
+    ) -> None:
+        ports = xds_port if isinstance(xds_port, list) else [xds_port]
         self.admin_port = free_port()
         self.node_id = node_id
         self.bootstrap = tmp / f"{node_id}.yaml"
@@ -189,7 +211,7 @@ class Envoy:
                 "--node-cluster",
                 node_cluster,
                 "--xds",
-                f"127.0.0.1:{xds_port}",
+                ",".join(f"127.0.0.1:{port}" for port in ports),
                 "--admin-port",
                 str(self.admin_port),
                 "--api",

@@ -20,10 +20,11 @@ def api(request: pytest.FixtureRequest) -> str:
 
 
 class Load:
-    """Steady traffic from a few threads; records every status and upstream seen."""
+    """Steady traffic from a few threads (at most `rate` requests/s); records every outcome."""
 
-    def __init__(self, port: int, threads: int = 3) -> None:
+    def __init__(self, port: int, threads: int = 3, rate: float = 0.0) -> None:
         self.port = port
+        self.pause = threads / rate if rate else 0.0
         self.results: list[tuple[int, str]] = []
         self.stop = threading.Event()
         self.workers = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
@@ -35,6 +36,8 @@ class Load:
             except OSError as exc:
                 status, upstream = 0, type(exc).__name__
             self.results.append((status, upstream))
+            if self.pause:
+                self.stop.wait(self.pause)
 
     def __enter__(self) -> Load:
         for worker in self.workers:

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 _CHANGED = object()
 _END = object()
+MAX_QUEUED_REQUESTS = 16
 
 
 class DiscoveryServer:
@@ -36,12 +37,12 @@ class DiscoveryServer:
         self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext, *, delta: bool
     ) -> AsyncIterator[Any]:
         """Answer one stream until the client ends it."""
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        reader = asyncio.create_task(_read(requests, queue))
-        unsubscribe = self.cache.subscribe(lambda: queue.put_nowait(_CHANGED))
+        inbox = Inbox()
+        reader = asyncio.create_task(_read(requests, inbox))
+        unsubscribe = self.cache.subscribe(inbox.notify)
         connection: Connection | None = None
         try:
-            while (item := await queue.get()) is not _END:
+            while (item := await inbox.next()) is not _END:
                 if item is not _CHANGED:
                     connection = connection or self._open(item, context, delta)
                     self._apply(connection, item)
@@ -108,11 +109,53 @@ def _names(request: Any) -> str:
     return str(list(request.resource_names))
 
 
-async def _read(requests: AsyncIterator[Any], queue: asyncio.Queue[object]) -> None:
+class Inbox:
+    """What a stream must react to: requests in order, and at most one "cache changed" notice.
+
+    Requests are bounded (the reader waits, so a flooding client is slowed, not buffered); change
+    notices are coalesced into one flag, so a stream that cannot send (a client that does not
+    read) holds O(1) memory however often the cache changes, and catches up with the latest
+    snapshot once it can.
+    """
+
+    def __init__(self, limit: int = MAX_QUEUED_REQUESTS) -> None:
+        self._requests: asyncio.Queue[Any] = asyncio.Queue(limit)
+        self._changed = False
+        self._ended = False
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        """The cache changed (called synchronously by the cache)."""
+        self._changed = True
+        self._wake.set()
+
+    async def put(self, request: Any) -> None:
+        await self._requests.put(request)
+        self._wake.set()
+
+    def end(self) -> None:
+        self._ended = True
+        self._wake.set()
+
+    async def next(self) -> object:
+        """The next request, else the change notice, else the end; waits when there is none."""
+        while True:
+            if not self._requests.empty():
+                return self._requests.get_nowait()
+            if self._changed:
+                self._changed = False
+                return _CHANGED
+            if self._ended:
+                return _END
+            self._wake.clear()
+            await self._wake.wait()
+
+
+async def _read(requests: AsyncIterator[Any], inbox: Inbox) -> None:
     try:
         async for request in requests:
-            queue.put_nowait(request)
+            await inbox.put(request)
     except (grpc.aio.AioRpcError, asyncio.CancelledError):
         pass
     finally:
-        queue.put_nowait(_END)
+        inbox.end()
