@@ -10,12 +10,15 @@ import contextlib
 import logging
 import signal
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from controlplane.cache import SnapshotCache
+from controlplane.cache.checkpoint import CheckpointError, load
 from controlplane.dsl import AddressPolicy
+from controlplane.errors import Problem
 from controlplane.pipeline import Debounce, Pipeline
 from controlplane.registry.v1 import registry_pb2_grpc
 from controlplane.sources.files import FileSource
@@ -39,6 +42,8 @@ class ServeOptions:
     policy: AddressPolicy = field(default_factory=AddressPolicy)
     debounce: Debounce = field(default_factory=Debounce)
     poll_interval: float = 0.05
+    state_dir: Path | None = None
+    """Where checkpoints are kept; None: no checkpoints."""
 
 
 class View:
@@ -57,6 +62,7 @@ class View:
             "applied_at": state.applied_at,
             "sources": state.sources,
             "problems": [str(p) for p in state.problems],
+            "serving": state.serving,
             "rejected_at": state.rejected_at,
             "history": [{"at": at, "version": v} for at, v in state.history],
         }
@@ -82,11 +88,11 @@ class View:
 async def serve(options: ServeOptions) -> None:
     """Run until SIGINT or SIGTERM."""
     cache, registry = SnapshotCache(), NodeRegistry()
-    pipeline = Pipeline(cache, options.policy, options.debounce)
+    pipeline = Pipeline(cache, options.policy, options.debounce, state_dir=options.state_dir)
     source = FileSource(options.config_paths, options.poll_interval)
     initial = source.poll()
-    if initial is not None and not pipeline.apply(initial):
-        log.error("no valid config yet: Envoys will wait until the files are fixed")
+    if initial is None or not pipeline.apply(initial):
+        _restore_or_wait(pipeline, options.state_dir)
     grpc_server, health, port = create_server(DiscoveryServer(cache, registry), options.xds_address)
     leases, registry_api = _registry(pipeline, options.policy)
     registry_pb2_grpc.add_RegistryServicer_to_server(registry_api, grpc_server)
@@ -115,6 +121,20 @@ async def serve(options: ServeOptions) -> None:
                 task.cancel()
     finally:
         await grpc_server.stop(grace=1.0)
+
+
+def _restore_or_wait(pipeline: Pipeline, state_dir: Path | None) -> None:
+    """Without a valid config at start: serve the checkpoint if there is a sound one."""
+    try:
+        checkpoint = load(state_dir) if state_dir else None
+    except CheckpointError as exc:
+        log.error("checkpoint ignored: %s", exc)
+        pipeline.state.problems.append(Problem(str(state_dir), 0, 0, "", f"checkpoint ignored: {exc}"))
+        checkpoint = None
+    if checkpoint is None:
+        log.error("no valid config yet: Envoys will wait until the files are fixed")
+        return
+    pipeline.restore(checkpoint)
 
 
 def _registry(pipeline: Pipeline, policy: AddressPolicy) -> tuple[RegistryState, RegistryService]:

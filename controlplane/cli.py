@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from controlplane import register
 from controlplane.app import ServeOptions, serve
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         "--poll-interval", default="20ms", type=_duration, help="file check interval where inotify is unavailable"
     )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument("--state-dir", type=Path, help="keep checkpoints here; served at start if the files fail")
     _add_policy_arguments(serve)
     serve.set_defaults(handler=_serve)
     boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap that connects to controlplane")
@@ -164,6 +166,7 @@ def _serve(args: argparse.Namespace) -> int:
         policy=_policy(args),
         debounce=Debounce(quiet=args.debounce, max_delay=max(args.debounce, args.debounce_max)),
         poll_interval=args.poll_interval,
+        state_dir=args.state_dir,
     )
     asyncio.run(serve(options))
     return 0

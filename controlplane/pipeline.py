@@ -7,12 +7,15 @@ status page, and the last good snapshots keep serving.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from controlplane.cache import Snapshot, SnapshotCache
+from controlplane.cache.checkpoint import Checkpoint, save
 from controlplane.dsl import AddressPolicy, load_texts
 from controlplane.errors import ConfigError, Problem
 from controlplane.model import Endpoint, Model
@@ -43,6 +46,8 @@ class ConfigState:
     rejected_at: float = 0.0
     history: list[tuple[float, str]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    serving: str = ""
+    """`files` once a valid config was published; `checkpoint` while a restored one serves."""
 
 
 class Pipeline:
@@ -54,6 +59,7 @@ class Pipeline:
         policy: AddressPolicy,
         debounce: Debounce = Debounce(),
         clock: Callable[[], float] = time.time,
+        state_dir: Path | None = None,
     ) -> None:
         self.cache = cache
         self.policy = policy
@@ -69,6 +75,8 @@ class Pipeline:
         """Endpoints of `discovery: registry` services, by service name."""
         self._snapshots: dict[str, Snapshot] = {}
         self.translator = IncrementalTranslator()
+        self.state_dir = state_dir
+        self._inputs: dict[str, str] = {}
 
     def submit(self, inputs: FileInputs) -> None:
         """Record new inputs; the run loop applies the latest after the debounce."""
@@ -120,6 +128,7 @@ class Pipeline:
             self._reject(exc.problems)
             return False
         self.model = model
+        self._inputs = {path: hashlib.sha256(text.encode()).hexdigest() for path, text in inputs.texts}
         self.publish(model)
         return True
 
@@ -137,9 +146,30 @@ class Pipeline:
         default = snapshots[DEFAULT_GROUP]
         changed = self.cache.publish(default, {g: s for g, s in snapshots.items() if g != DEFAULT_GROUP})
         self.state.problems, self.state.version, self.state.applied_at = [], default.version, self.clock()
+        self.state.serving = "files"
         if changed:
+            self._save_checkpoint()
             self.state.history = [*self.state.history[-49:], (self.state.applied_at, default.version)]
             log.info("config %s published (%d node groups)", default.version, len(snapshots))
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Serve a checkpoint until the sources give a valid config (marked on the status page)."""
+        groups = dict(checkpoint.groups)
+        default = groups.pop(DEFAULT_GROUP)
+        self.cache.publish(default, groups)
+        self._snapshots = dict(checkpoint.groups)
+        self.state.version, self.state.serving = default.version, "checkpoint"
+        log.warning(
+            "serving checkpoint %s written at %.0f until the sources are valid", default.version, checkpoint.written_at
+        )
+
+    def _save_checkpoint(self) -> None:
+        if self.state_dir is None:
+            return
+        try:
+            save(self.state_dir, Checkpoint(groups=self._snapshots, written_at=self.clock(), inputs=self._inputs))
+        except OSError as exc:
+            log.error("cannot write checkpoint to %s: %s", self.state_dir, exc)
 
     def _reject(self, problems: list[Problem]) -> None:
         self.state.problems, self.state.rejected_at = problems, self.clock()

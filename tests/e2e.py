@@ -152,6 +152,7 @@ class ControlPlane:
             "10ms",
             "--log-level",
             "debug",
+            *self.extra_args,  # later flags win: may override the two above
         ]
         self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log.open("ab"), stderr=subprocess.STDOUT)
         if ready:

@@ -61,3 +61,43 @@ def test_killing_the_connected_replica_loses_nothing_and_changes_nothing(api: st
         assert {stat: envoy.stat(stat) for stat in CHURN_STATS} == before  # nothing re-applied
         states = survivor.nodes()[0]["types"]
         assert all(s["nonce"] == "" for s in states), states  # the survivor had nothing to send
+
+
+def test_a_restart_without_sources_serves_the_checkpoint(api: str, tmp_path: Path) -> None:
+    ups = [Upstream(f"u{i}").start() for i in range(2)]
+    port = free_port()
+    state = tmp_path / "state"
+    cp = ControlPlane(routes(port, ups), tmp_path, extra_args=("--state-dir", str(state))).start()
+    envoy = Envoy(tmp_path, cp.xds_port, "gw-1", api).start()
+    with stopping(*ups, cp, envoy):
+        envoy.wait_listening(port)
+        wait_for(lambda: request(port)[0] == 200, what="traffic flowing")
+        version = cp.get("/api/config")["version"]
+        before = {stat: envoy.stat(stat) for stat in CHURN_STATS}
+        with Load(port, rate=200) as load:
+            cp.kill()
+            cp.routes_file.unlink()  # the source is gone when the control plane comes back
+            cp.start()
+            config = cp.get("/api/config")
+            wait_for(cp.nodes, timeout=5, what="Envoy reconnected")
+            time.sleep(0.5)
+        assert (config["serving"], config["version"]) == ("checkpoint", version)
+        assert config["problems"]  # the missing file is reported
+        assert load.failures() == []
+        assert {stat: envoy.stat(stat) for stat in CHURN_STATS} == before
+        newcomer = Envoy(tmp_path, cp.xds_port, "gw-2", api).start()  # a fresh Envoy gets all of it
+        with stopping(newcomer):
+            wait_for(lambda: newcomer.stat("listener_manager.total_listeners_active") == 1, what="full config")
+            assert newcomer.stat("cluster_manager.active_clusters") == envoy.stat("cluster_manager.active_clusters")
+
+
+def test_a_damaged_checkpoint_is_never_served(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "checkpoint.json").write_text('{"sha256": "0", "format": 1, "groups": {}}', encoding="utf-8")
+    cp = ControlPlane("listeners: [oops", tmp_path, extra_args=("--state-dir", str(state)))
+    with stopping(cp):
+        cp.start(ready=False)
+        config = wait_for(lambda: cp.get("/api/config")["problems"] and cp.get("/api/config"))
+        assert any("checkpoint ignored" in p and "checksum mismatch" in p for p in config["problems"])
+        assert config["serving"] == ""
