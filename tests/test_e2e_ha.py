@@ -101,3 +101,26 @@ def test_a_damaged_checkpoint_is_never_served(tmp_path: Path) -> None:
         config = wait_for(lambda: cp.get("/api/config")["problems"] and cp.get("/api/config"))
         assert any("checkpoint ignored" in p and "checksum mismatch" in p for p in config["problems"])
         assert config["serving"] == ""
+
+
+def test_the_only_control_plane_down_for_30s_loses_nothing(tmp_path: Path) -> None:
+    """Envoy keeps its last config while the control plane is gone, and re-syncs without churn."""
+    ups = [Upstream(f"u{i}").start() for i in range(2)]
+    port = free_port()
+    cp = ControlPlane(routes(port, ups), tmp_path).start()
+    envoy = Envoy(tmp_path, cp.xds_port, "gw-1", "delta").start()
+    with stopping(*ups, cp, envoy):
+        envoy.wait_listening(port)
+        wait_for(lambda: request(port)[0] == 200, what="traffic flowing")
+        before = {stat: envoy.stat(stat) for stat in (*CHURN_STATS, "listener_manager.total_listeners_draining")}
+        with Load(port, rate=200) as load:
+            cp.kill()
+            time.sleep(30)
+            down = len(load.results)
+            cp.start()
+            wait_for(cp.nodes, timeout=10, what="Envoy back on the control plane")
+            time.sleep(1.0)
+        assert load.failures() == []
+        assert down >= 30 * 150  # traffic really flowed while the control plane was down
+        after = {stat: envoy.stat(stat) for stat in (*CHURN_STATS, "listener_manager.total_listeners_draining")}
+        assert after == before
