@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--status-address", default="127.0.0.1:9000", metavar="HOST:PORT")
     serve.add_argument("--debounce", default="10ms", type=_duration, help="quiet time before applying edits")
     serve.add_argument("--debounce-max", default="100ms", type=_duration, help="longest wait under steady edits")
+    serve.add_argument("--min-push-interval", default="150ms", type=_duration, help="pushes under sustained churn")
     serve.add_argument(
         "--poll-interval", default="20ms", type=_duration, help="file check interval where inotify is unavailable"
     )
@@ -164,7 +165,9 @@ def _serve(args: argparse.Namespace) -> int:
         xds_address=args.xds_address,
         status_address=args.status_address,
         policy=_policy(args),
-        debounce=Debounce(quiet=args.debounce, max_delay=max(args.debounce, args.debounce_max)),
+        debounce=Debounce(
+            quiet=args.debounce, max_delay=max(args.debounce, args.debounce_max), min_interval=args.min_push_interval
+        ),
         poll_interval=args.poll_interval,
         state_dir=args.state_dir,
     )

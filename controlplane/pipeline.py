@@ -30,10 +30,37 @@ DEFAULT_GROUP = ""
 
 @dataclass(frozen=True)
 class Debounce:
-    """Wait until inputs are quiet for `quiet` seconds, but never longer than `max_delay`."""
+    """Wait until inputs are quiet for `quiet` seconds, but never longer than `max_delay`.
+
+    Pushes also draw from a token bucket (`burst` tokens, one back every `min_interval`): a few
+    edits go out at once, while sustained churn (an endpoint change every few milliseconds)
+    becomes at most one push per `min_interval`, so Envoys apply far fewer updates than changes.
+    """
 
     quiet: float = 0.01
     max_delay: float = 0.1
+    min_interval: float = 0.15
+    burst: int = 10
+
+
+class TokenBucket:
+    """`capacity` tokens, one more every `interval` seconds; `take` waits while it is empty."""
+
+    def __init__(self, capacity: int, interval: float, clock: Callable[[], float]) -> None:
+        self.capacity, self.interval, self.clock = capacity, interval, clock
+        self.tokens, self.updated = float(capacity), clock()
+
+    async def take(self) -> None:
+        self._refill()
+        if self.tokens < 1:
+            await asyncio.sleep((1 - self.tokens) * self.interval)
+            self._refill()
+        self.tokens -= 1
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) / self.interval)
+        self.updated = now
 
 
 @dataclass
@@ -90,9 +117,11 @@ class Pipeline:
 
     async def run(self) -> None:
         """Apply inputs as they come, debounced, until cancelled."""
+        bucket = TokenBucket(self.debounce.burst, self.debounce.min_interval, asyncio.get_running_loop().time)
         while True:
             await self._wake.wait()
             await self._settle()
+            await bucket.take()
             inputs, self._pending = self._pending, None
             discovered, self._discovered_pending = self._discovered_pending, None
             self._wake.clear()

@@ -117,3 +117,31 @@ def test_deregister_drains_then_removes(tmp_path: Path) -> None:
                 process.terminate()
                 process.wait(timeout=10)
         assert request(gw.port)[1] == "a"
+
+
+def endpoint_count(gw: Gateway) -> int:
+    return sum(
+        1
+        for line in gw.envoy.admin("/clusters").splitlines()
+        if line.startswith("billing::127.0.0.1:") and line.endswith("::cx_total::0")
+    )
+
+
+def test_a_thousand_endpoint_changes_in_ten_seconds_cost_few_pushes(tmp_path: Path) -> None:
+    with gateway(tmp_path, "delta", routes, ready_status=NO_ENDPOINT_YET) as gw:
+        stub = registry(gw)
+        updates_before = gw.envoy.stat("cluster.billing.update_success")
+        started = time.monotonic()
+        for n in range(1000):
+            stub.Register(
+                registry_pb2.RegisterRequest(service="billing", address="127.0.0.1", port=20000 + n, ttl_ms=300_000),
+                timeout=5,
+            )
+            time.sleep(max(0.0, started + (n + 1) / 100 - time.monotonic()))  # 100 changes/s
+        last_change = time.monotonic()
+        wait_for(lambda: endpoint_count(gw) == 1000, timeout=5, what="all 1000 endpoints in Envoy", every=0.01)
+        exact_after = time.monotonic() - last_change
+        pushes = gw.envoy.stat("cluster.billing.update_success") - updates_before
+        print(f"1000 changes in {last_change - started:.1f}s -> {pushes} EDS updates; exact {exact_after:.3f}s after")
+        assert exact_after < 1.0
+        assert pushes <= 100

@@ -120,3 +120,23 @@ def test_debounce_never_waits_past_its_maximum() -> None:
         return len(applied)
 
     assert asyncio.run(scenario()) >= 3
+
+
+def test_sustained_churn_is_limited_but_a_burst_goes_out_at_once() -> None:
+    async def scenario() -> tuple[int, int]:
+        pipeline, _ = make_pipeline(Debounce(quiet=0.005, max_delay=0.02, min_interval=0.1, burst=3))
+        applied: list[float] = []
+        loop = asyncio.get_running_loop()
+        pipeline.apply = lambda i: bool(applied.append(loop.time()))  # type: ignore[method-assign]
+        runner = asyncio.create_task(pipeline.run())
+        for n in range(100):  # a change every 10ms for 1s
+            pipeline.submit(inputs(f"# {n}\n"))
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        runner.cancel()
+        first_burst = sum(1 for t in applied if t - applied[0] < 0.1)
+        return len(applied), first_burst
+
+    total, first_burst = asyncio.run(scenario())
+    assert first_burst >= 3  # the burst allowance goes out without waiting
+    assert total <= 3 + 14  # then at most one per 100ms (1.3s of churn and settling)
