@@ -16,7 +16,7 @@ def test_wildcard_cds_then_ack_then_silence() -> None:
             assert client.names_of(response) == ["a", "b"]
             await client.ack(response)
             assert await client.silent()
-            status = next(iter(h.registry.connections.values())).session.states[CLUSTER_TYPE].status()
+            status = next(iter(h.registry.connections.values())).session.status()[0]
             assert status.acked_version == response.version_info
             await client.close()
 

@@ -15,7 +15,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
 
 from controlplane.cache.snapshot import Resource
-from controlplane.xds.types import WILDCARD_TYPES, Nack, TypeStatus
+from controlplane.xds.types import WILDCARD_TYPES, Nack
 
 Changes = dict[str, tuple[str | None, str | None]]
 """name -> (version the client held before, version sent; None = removed)."""
@@ -133,19 +133,6 @@ class DeltaState:
                 self.known.pop(name, None)
             else:
                 self.known[name] = sent
-
-    def status(self) -> TypeStatus:
-        """A read-only view for status pages."""
-        return TypeStatus(
-            type_url=self.type_url,
-            sent_version=self.sent_version,
-            acked_version=self.acked_version,
-            acked_at=self.acked_at,
-            nonce=self.nonce,
-            in_flight=self.in_flight,
-            subscribed=None if self.wildcard else tuple(sorted(self.names)),
-            last_nack=self.last_nack,
-        )
 
 
 def _wire(type_url: str, resource: Resource) -> discovery_pb2.Resource:

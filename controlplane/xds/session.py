@@ -106,4 +106,4 @@ class Session:
     def status(self) -> list[TypeStatus]:
         """Per-type state, in protocol order."""
         ordered = [t for t in TYPE_ORDER if t in self.states] + sorted(self.states.keys() - set(TYPE_ORDER))
-        return [self.states[t].status() for t in ordered]
+        return [TypeStatus.of(self.states[t]) for t in ordered]

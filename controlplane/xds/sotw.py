@@ -18,7 +18,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
 
 from controlplane.cache.snapshot import Resource, resources_version
-from controlplane.xds.types import WILDCARD_TYPES, Nack, TypeStatus
+from controlplane.xds.types import WILDCARD_TYPES, Nack
 
 
 @dataclass
@@ -96,17 +96,4 @@ class SotwState:
             type_url=self.type_url,
             nonce=nonce,
             resources=[any_pb2.Any(type_url=self.type_url, value=desired[n].serialized) for n in sorted(desired)],
-        )
-
-    def status(self) -> TypeStatus:
-        """A read-only view for status pages."""
-        return TypeStatus(
-            type_url=self.type_url,
-            sent_version=self.sent_version,
-            acked_version=self.acked_version,
-            acked_at=self.acked_at,
-            nonce=self.nonce,
-            in_flight=self.in_flight,
-            subscribed=None if self.wildcard else tuple(sorted(self.names)),
-            last_nack=self.last_nack,
         )

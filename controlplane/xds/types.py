@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from controlplane.translate import CLUSTER_TYPE, LISTENER_TYPE
 
@@ -36,3 +37,17 @@ class TypeStatus:
     subscribed: tuple[str, ...] | None
     """None for a wildcard subscription."""
     last_nack: Nack | None
+
+    @classmethod
+    def of(cls, state: Any) -> TypeStatus:
+        """The status of a SotW or delta type state (both keep these fields)."""
+        return cls(
+            type_url=state.type_url,
+            sent_version=state.sent_version,
+            acked_version=state.acked_version,
+            acked_at=state.acked_at,
+            nonce=state.nonce,
+            in_flight=state.in_flight,
+            subscribed=None if state.wildcard else tuple(sorted(state.names)),
+            last_nack=state.last_nack,
+        )
