@@ -26,6 +26,10 @@ class BootstrapOptions:
     """Control-plane replicas (host, port); Envoy balances its one ADS stream across them."""
     admin_port: int = 9901
     delta: bool = False
+    keepalive_interval_ms: int = 5000
+    """HTTP/2 PING on the xDS connection this often; a silent partition shows within
+    interval + timeout, and Envoy then reconnects (to another replica if one answers)."""
+    keepalive_timeout_ms: int = 3000
 
 
 def parse_xds_addresses(text: str) -> tuple[tuple[str, int], ...]:
@@ -59,7 +63,7 @@ def bootstrap(options: BootstrapOptions) -> bootstrap_pb2.Bootstrap:
     for config in (result.dynamic_resources.cds_config, result.dynamic_resources.lds_config):
         config.ads.SetInParent()
         config.resource_api_version = config_source_pb2.ApiVersion.V3
-    result.static_resources.clusters.append(xds_cluster(options.xds))
+    result.static_resources.clusters.append(xds_cluster(options))
     return result
 
 
@@ -73,17 +77,17 @@ def _xds_grpc_service() -> grpc_service_pb2.GrpcService:
     return service
 
 
-def xds_cluster(replicas: tuple[tuple[str, int], ...]) -> cluster_pb2.Cluster:
-    """A static HTTP/2 cluster of every replica, pinged every 30s so a dead peer is noticed."""
+def xds_cluster(options: BootstrapOptions) -> cluster_pb2.Cluster:
+    """A static HTTP/2 cluster of every replica, pinged so that a dead or partitioned peer is noticed."""
     cluster = cluster_pb2.Cluster(name=XDS_CLUSTER, type=cluster_pb2.Cluster.STATIC, connect_timeout=duration(1000))
     cluster.load_assignment.cluster_name = XDS_CLUSTER
     locality = cluster.load_assignment.endpoints.add()
-    for host, port in replicas:
+    for host, port in options.xds:
         locality.lb_endpoints.add().endpoint.address.CopyFrom(socket_address(host, port))
-    options = http_protocol_options_pb2.HttpProtocolOptions()
-    h2 = options.explicit_http_config.http2_protocol_options
-    h2.connection_keepalive.interval.CopyFrom(duration(30_000))
-    h2.connection_keepalive.timeout.CopyFrom(duration(5_000))
-    cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(pack(options))
+    protocol = http_protocol_options_pb2.HttpProtocolOptions()
+    h2 = protocol.explicit_http_config.http2_protocol_options
+    h2.connection_keepalive.interval.CopyFrom(duration(options.keepalive_interval_ms))
+    h2.connection_keepalive.timeout.CopyFrom(duration(options.keepalive_timeout_ms))
+    cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(pack(protocol))
     cluster.upstream_connection_options.tcp_keepalive.keepalive_time.CopyFrom(uint32(30))
     return cluster

@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--xds", required=True, metavar="HOST:PORT[,HOST:PORT...]", type=_xds_addresses)
     boot.add_argument("--admin-port", type=int, default=9901)
     boot.add_argument("--api", choices=("sotw", "delta"), default="sotw")
+    boot.add_argument("--keepalive-interval", default="5s", type=_duration, help="HTTP/2 ping interval to xDS")
+    boot.add_argument("--keepalive-timeout", default="3s", type=_duration, help="ping answer deadline")
     boot.set_defaults(handler=_bootstrap)
     reg = commands.add_parser("register", help="keep an endpoint registered until interrupted")
     reg.add_argument("--service", required=True, help="a service declared with 'discovery: registry'")
@@ -182,6 +184,8 @@ def _bootstrap(args: argparse.Namespace) -> int:
         xds=args.xds,
         admin_port=args.admin_port,
         delta=args.api == "delta",
+        keepalive_interval_ms=round(args.keepalive_interval * 1000),
+        keepalive_timeout_ms=round(args.keepalive_timeout * 1000),
     )
     sys.stdout.write(dump(message_to_data(bootstrap(options)), "yaml"))
     return 0

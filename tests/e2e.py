@@ -5,6 +5,7 @@ Every process is started by the test and stopped by PID; every wait is bounded.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import itertools
@@ -194,7 +195,13 @@ class Envoy:
     """A real Envoy bootstrapped by `controlplane bootstrap`."""
 
     def __init__(
-        self, tmp: Path, xds_port: int | list[int], node_id: str, api: str, node_cluster: str = "edge"
+        self,
+        tmp: Path,
+        xds_port: int | list[int],
+        node_id: str,
+        api: str,
+        node_cluster: str = "edge",
+        bootstrap_args: tuple[str, ...] = (),
     ) -> None:
         ports = xds_port if isinstance(xds_port, list) else [xds_port]
         self.admin_port = free_port()
@@ -217,6 +224,7 @@ class Envoy:
                 str(self.admin_port),
                 "--api",
                 api,
+                *bootstrap_args,
             ],
             cwd=ROOT,
             check=True,
@@ -284,6 +292,48 @@ def request(
         return response.status, response.getheader("x-upstream", ""), response.read().decode()
     finally:
         conn.close()
+
+
+class TcpProxy:
+    """Forwards a local port to `target`; `blackhole()` then drops every byte, closing nothing,
+    like a network that silently stops delivering (new connections are swallowed too)."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.port = free_port()
+        self.forwarding = True
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def start(self) -> TcpProxy:
+        self.thread.start()
+        server = asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        asyncio.run_coroutine_threadsafe(server, self.loop).result(timeout=5)
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                if self.forwarding:
+                    writer.write(data)
+                    await writer.drain()
+            if self.forwarding:
+                writer.close()
+
+    def blackhole(self) -> None:
+        self.forwarding = False
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import ControlPlane, Envoy, Upstream, free_port, listener, request, stopping, wait_for
+from tests.e2e import ControlPlane, Envoy, TcpProxy, Upstream, free_port, listener, request, stopping, wait_for
 from tests.test_e2e_resilience import Load
 
 pytestmark = pytest.mark.envoy
@@ -124,3 +124,51 @@ def test_the_only_control_plane_down_for_30s_loses_nothing(tmp_path: Path) -> No
         assert down >= 30 * 150  # traffic really flowed while the control plane was down
         after = {stat: envoy.stat(stat) for stat in (*CHURN_STATS, "listener_manager.total_listeners_draining")}
         assert after == before
+
+
+def test_killing_one_of_three_upstreams_under_load_is_invisible_with_retries(tmp_path: Path) -> None:
+    ups = [Upstream(f"u{i}").start() for i in range(3)]
+    port = free_port()
+    cp = ControlPlane(routes(port, ups), tmp_path).start()
+    envoy = Envoy(tmp_path, cp.xds_port, "gw-1", "sotw").start()
+    with stopping(*ups, cp, envoy):
+        envoy.wait_listening(port)
+        wait_for(lambda: request(port)[0] == 200, what="traffic flowing")
+        with Load(port, rate=200) as load:
+            time.sleep(1.0)
+            ups[0].stop()  # like kill -9: the listener and every open connection go at once
+            time.sleep(2.0)
+        assert load.failures() == []
+        after = [u for _, u in load.results[len(load.results) // 2 :]]
+        assert "u0" not in after[-100:]
+        assert len(load.results) >= 500
+
+
+def test_a_silent_partition_is_detected_and_envoy_moves_to_another_replica(tmp_path: Path) -> None:
+    ups = [Upstream(f"u{i}").start() for i in range(2)]
+    port = free_port()
+    behind = ControlPlane(routes(port, ups), tmp_path, name="behind-proxy").start()
+    proxy = TcpProxy(behind.xds_port).start()
+    other = ControlPlane(routes(port, ups), tmp_path, name="other")
+    keepalive = ("--keepalive-interval", "2s", "--keepalive-timeout", "1s")
+    envoy = Envoy(tmp_path, [proxy.port, other.xds_port], "gw-1", "sotw", bootstrap_args=keepalive).start()
+    with stopping(*ups, behind, proxy, other, envoy):
+        envoy.wait_listening(port)
+        wait_for(behind.nodes, what="Envoy connected through the proxy")  # `other` is not up yet
+        other.start()
+        before = {stat: envoy.stat(stat) for stat in CHURN_STATS}
+        with Load(port, rate=200) as load:
+            partitioned_at = time.monotonic()
+            proxy.blackhole()
+            wait_for(other.nodes, timeout=15, what="Envoy on the other replica")
+            moved_s = time.monotonic() - partitioned_at
+            time.sleep(0.5)
+        print(f"partition detected and Envoy moved in {moved_s:.2f}s; {len(load.results)} requests, 0 failed")
+        assert load.failures() == []
+        assert moved_s < 6.0, moved_s  # ping interval + timeout + reconnect back-off, with margin
+        assert {stat: envoy.stat(stat) for stat in CHURN_STATS} == before
+        other.edit(routes(port, ups[:1]))  # control is back: a change made now reaches Envoy
+        try:
+            wait_for(lambda: {request(port)[1] for _ in range(6)} == {"u0"}, what="the change applied")
+        except AssertionError:
+            raise AssertionError(([request(port)[:2] for _ in range(4)], envoy.admin("/clusters"))) from None

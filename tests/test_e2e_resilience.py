@@ -30,14 +30,16 @@ class Load:
         self.workers = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
 
     def _run(self) -> None:
+        next_at = time.monotonic()
         while not self.stop.is_set():
             try:
                 status, upstream, _ = request(self.port)
             except OSError as exc:
                 status, upstream = 0, type(exc).__name__
             self.results.append((status, upstream))
-            if self.pause:
-                self.stop.wait(self.pause)
+            if self.pause:  # keep to a schedule, so the rate holds whatever a request takes
+                next_at += self.pause
+                self.stop.wait(max(0.0, next_at - time.monotonic()))
 
     def __enter__(self) -> Load:
         for worker in self.workers:

@@ -32,6 +32,9 @@ def cluster(service: Service) -> cluster_pb2.Cluster:
         connect_timeout=duration(service.connect_timeout_ms),
         lb_policy=_LB_POLICY[service.lb],
         per_connection_buffer_limit_bytes=uint32(EDGE_BUFFER_LIMIT_BYTES),
+        # Our sources are authoritative (route files, leases, readiness): an endpoint they drop
+        # must leave, not linger while it still passes health checks (Envoy's default).
+        ignore_health_on_host_removal=True,
         health_checks=[health_check(service.health_check, service.protocol)] if service.health_check else [],
         outlier_detection=outlier_detection(service.outlier_detection) if service.outlier_detection else None,
         circuit_breakers=circuit_breakers(service.circuit_breaker) if service.circuit_breaker else None,
