@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e import ControlPlane, Envoy, TcpProxy, Upstream, free_port, listener, request, stopping, wait_for
+from tests.synthetic import Fleet
 from tests.test_e2e_resilience import Load
 
 pytestmark = pytest.mark.envoy
@@ -172,3 +173,45 @@ def test_a_silent_partition_is_detected_and_envoy_moves_to_another_replica(tmp_p
             wait_for(lambda: {request(port)[1] for _ in range(6)} == {"u0"}, what="the change applied")
         except AssertionError:
             raise AssertionError(([request(port)[:2] for _ in range(4)], envoy.admin("/clusters"))) from None
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_500_synthetic_clients_and_3_envoys_reconnecting_at_once_all_converge(tmp_path: Path) -> None:
+    ups = [Upstream(f"u{i}").start() for i in range(2)]
+    port = free_port()
+    cp = ControlPlane(routes(port, ups), tmp_path, extra_args=("--log-level", "info")).start()
+    envoys = [Envoy(tmp_path, cp.xds_port, f"gw-{i}", "sotw").start() for i in range(3)]
+    fleet = Fleet(cp.xds_port, 500).start()
+    with stopping(*ups, cp, *envoys, fleet):
+        wait_for(lambda: len(fleet.synced) == 500, timeout=60, what="the fleet in sync")
+        wait_for(lambda: len(cp.nodes()) == 503, timeout=30, what="503 streams")
+        cp.kill()
+        cp.start()  # everyone reconnects at once
+        restarted = time.monotonic()
+        wait_for(lambda: _real_envoys_synced(cp, 3), timeout=10, what="real Envoys back in sync", every=0.05)
+        real_s = time.monotonic() - restarted
+        wait_for(lambda: fleet.resynced(2), timeout=60, what="the fleet back in sync on new streams")
+        all_s = time.monotonic() - restarted
+        memory = rss_mb(cp.process.pid)  # type: ignore[union-attr]
+        print(
+            f"real Envoys in sync {real_s:.2f}s, all 503 in {all_s:.2f}s after restart; control plane {memory:.0f} MB"
+        )
+        assert real_s < 2.0
+        assert memory < 400
+        assert request(port)[0] == 200
+
+
+def _real_envoys_synced(cp: ControlPlane, count: int) -> bool:
+    version = cp.get("/api/config")["version"]
+    real = [n for n in cp.nodes() if n["node_id"].startswith("gw-")]
+    return (
+        version != ""
+        and len(real) == count
+        and all(t["acked_version"] and not t["in_flight"] for n in real for t in n["types"])
+    )
