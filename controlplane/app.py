@@ -17,6 +17,7 @@ import uvicorn
 
 from controlplane.cache import SnapshotCache
 from controlplane.cache.checkpoint import CheckpointError, load
+from controlplane.cache.quarantine import QuarantineEntry
 from controlplane.dsl import AddressPolicy
 from controlplane.errors import Problem
 from controlplane.pipeline import Debounce, Pipeline
@@ -25,6 +26,7 @@ from controlplane.sources.files import FileSource
 from controlplane.sources.registry import RegistryState
 from controlplane.sources.registry_api import RegistryService, expire_leases
 from controlplane.status.server import create_app
+from controlplane.translate import LISTENER_TYPE, ROUTE_TYPE
 from controlplane.xds.grpc_server import create_server, set_serving
 from controlplane.xds.registry import NodeRegistry
 from controlplane.xds.server import DiscoveryServer
@@ -65,6 +67,22 @@ class View:
             "serving": state.serving,
             "rejected_at": state.rejected_at,
             "history": [{"at": at, "version": v} for at, v in state.history],
+            "quarantined": [self._quarantined(e) for e in self.cache.quarantine.entries.values()],
+        }
+
+    def _quarantined(self, entry: QuarantineEntry) -> dict[str, Any]:
+        """A quarantine entry with where its resource comes from (`file:line`)."""
+        kind = "listener" if entry.type_url in (LISTENER_TYPE, ROUTE_TYPE) else "service"
+        model = self.pipeline.model
+        origin = model.origins.get(f"{kind}/{entry.name}") if model else None
+        return {
+            "node_group": entry.group,
+            "type": entry.type_url.rsplit(".", 1)[-1],
+            "name": entry.name,
+            "source": f"{origin.source}:{origin.line}" if origin else "",
+            "message": entry.message,
+            "node_id": entry.node_id,
+            "kept": "last accepted version" if entry.fallback else "not sent",
         }
 
     def nodes(self) -> list[dict[str, Any]]:

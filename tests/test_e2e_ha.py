@@ -215,3 +215,36 @@ def _real_envoys_synced(cp: ControlPlane, count: int) -> bool:
         and len(real) == count
         and all(t["acked_version"] and not t["in_flight"] for n in real for t in n["types"])
     )
+
+
+def test_a_rejected_listener_is_quarantined_while_the_rest_of_the_change_goes_out(api: str, tmp_path: Path) -> None:
+    app, squatter = Upstream("app").start(), Upstream("squatter").start()
+    port, free = free_port(), free_port()
+
+    def config(second_port: int | None, probe: bool) -> str:
+        extra = "      - match: {path: /probe}\n        direct_response: {status: 200, body: new}\n" if probe else ""
+        text = listener(port, extra + "      - match: {prefix: /}\n        to: app\n")
+        if second_port is not None:
+            text += (
+                f"  - name: second\n    port: {second_port}\n    address: 127.0.0.1\n"
+                "    routes:\n      - match: {prefix: /}\n        to: app\n"
+            )
+        return text + f"services:\n  app: {{endpoints: ['{app.address}']}}\n"
+
+    cp = ControlPlane(config(None, probe=False), tmp_path).start()
+    envoy = Envoy(tmp_path, cp.xds_port, "gw-1", api).start()
+    with stopping(app, squatter, cp, envoy):
+        envoy.wait_listening(port)
+        wait_for(lambda: request(port)[0] == 200, what="traffic flowing")
+        with Load(port, rate=200) as load:
+            cp.edit(config(squatter.port, probe=True))  # one edit: a listener Envoy refuses, and a new route
+            held = wait_for(lambda: cp.get("/api/config")["quarantined"], what="the listener quarantined")
+            wait_for(lambda: request(port, "/probe")[0::2] == (200, "new"), what="the rest of the change")
+        assert load.failures() == []
+        assert [(q["type"], q["name"], q["kept"]) for q in held] == [("Listener", "second", "not sent")]
+        assert held[0]["source"].endswith("routes.yaml:10")  # where listener "second" starts
+        assert str(squatter.port) in held[0]["message"] or "bind" in held[0]["message"]
+        cp.edit(config(free, probe=True))  # the fix lifts the quarantine
+        envoy.wait_listening(free)
+        wait_for(lambda: cp.get("/api/config")["quarantined"] == [], what="quarantine lifted")
+        assert request(free)[1] == "app"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from controlplane.cache.quarantine import Quarantine, QuarantineEntry
 from controlplane.cache.snapshot import Snapshot
 
 Listener = Callable[[], None]
@@ -20,10 +21,24 @@ class SnapshotCache:
         self._groups: dict[str, Snapshot] = {}
         self._default: Snapshot | None = None
         self._listeners: set[Listener] = set()
+        self.quarantine = Quarantine()
+        self._overlays: dict[str, tuple[str, int, Snapshot]] = {}
 
     def get(self, node_group: str) -> Snapshot | None:
-        """The snapshot for Envoys whose node.cluster is `node_group`."""
-        return self._groups.get(node_group, self._default)
+        """The snapshot for Envoys whose node.cluster is `node_group`, quarantine applied."""
+        base = self._groups.get(node_group, self._default)
+        if base is None or not self.quarantine.entries:
+            return base
+        cached = self._overlays.get(node_group)
+        if cached is None or cached[:2] != (base.version, self.quarantine.generation):
+            cached = (base.version, self.quarantine.generation, self.quarantine.overlay(node_group, base))
+            self._overlays[node_group] = cached
+        return cached[2]
+
+    def hold_back(self, entries: list[QuarantineEntry]) -> None:
+        """Quarantine rejected resources; streams then send the rest of the change."""
+        if self.quarantine.add(entries):
+            self._notify()
 
     def publish(self, default: Snapshot, groups: Mapping[str, Snapshot]) -> bool:
         """Replace every snapshot; tell subscribers only if something changed. True if it did."""
@@ -36,10 +51,15 @@ class SnapshotCache:
             k: v.version for k, v in self._groups.items()
         }
         self._default, self._groups = default, dict(groups)
-        if changed:
-            for notify in list(self._listeners):
-                notify()
+        generation = self.quarantine.generation
+        self.quarantine.prune(self._groups, default)
+        if changed or generation != self.quarantine.generation:
+            self._notify()
         return changed
+
+    def _notify(self) -> None:
+        for notify in list(self._listeners):
+            notify()
 
     def subscribe(self, notify: Listener) -> Callable[[], None]:
         """Call `notify` after every change; returns the function that unsubscribes."""

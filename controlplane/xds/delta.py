@@ -35,6 +35,11 @@ class DeltaState:
     last_nack: Nack | None = None
     last_sent: dict[str, Resource] = field(default_factory=dict)
     """Every resource ever sent on this stream, latest version per name."""
+    acked: dict[str, Resource] = field(default_factory=dict)
+    """Resources the client accepted (as far as this stream sent them)."""
+    just_rejected: dict[str, Resource] = field(default_factory=dict)
+    """The changed resources of the last response the client rejected."""
+    sent_by_nonce: dict[str, dict[str, Resource | None]] = field(default_factory=dict)
     nonce: str = ""
     sent_version: str = ""
     acked_version: str = ""
@@ -59,11 +64,18 @@ class DeltaState:
         if not request.response_nonce:
             return "request"
         changes = self.pending.pop(request.response_nonce, None)
+        sent = self.sent_by_nonce.pop(request.response_nonce, {})
         if changes is None:
             return "stale"
         if request.HasField("error_detail"):
             self._reject(request, changes, now)
+            self.just_rejected = {name: r for name, r in sent.items() if r is not None}
             return "nack"
+        for name, resource in sent.items():
+            if resource is None:
+                self.acked.pop(name, None)
+            else:
+                self.acked[name] = resource
         if not self.pending:
             self.acked_version, self.acked_at = self.sent_version, now
         return "ack"
@@ -118,6 +130,7 @@ class DeltaState:
         changes.update({n: (self.known[n], None) for n in removed})
         self._apply(changes)
         self.last_sent.update((r.name, r) for r in changed)
+        self.sent_by_nonce[nonce] = {**{r.name: r for r in changed}, **dict.fromkeys(removed)}
         self.pending[nonce], self.nonce, self.sent_version = changes, nonce, system_version
         return discovery_pb2.DeltaDiscoveryResponse(
             system_version_info=system_version,

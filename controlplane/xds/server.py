@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import grpc
 
 from controlplane.cache import SnapshotCache
+from controlplane.cache.quarantine import QuarantineEntry
 from controlplane.xds.registry import Connection, NodeRegistry
 from controlplane.xds.session import Session
 
@@ -86,6 +88,7 @@ class DiscoveryServer:
                 nack.version,
                 nack.message,
             )
+            self.cache.hold_back(quarantine_entries(connection, request.type_url, state, nack))
 
     def _responses(self, connection: Connection) -> list[Any]:
         snapshot = self.cache.get(connection.node_group)
@@ -97,6 +100,33 @@ class DiscoveryServer:
                 "%s -> %s nonce=%s resources=%d", connection.node_id, _short(r.type_url), r.nonce, len(r.resources)
             )
         return responses
+
+
+def quarantine_entries(connection: Connection, type_url: str, state: Any, nack: Any) -> list[QuarantineEntry]:
+    """The rejected resources Envoy's message names (and that differ from what it accepted)."""
+    entries = []
+    for name, rejected in sorted(state.just_rejected.items()):
+        accepted = state.acked.get(name)
+        if not mentions(nack.message, name) or (accepted is not None and accepted.version == rejected.version):
+            continue
+        entries.append(
+            QuarantineEntry(
+                group=connection.node_group,
+                type_url=type_url,
+                name=name,
+                rejected_version=rejected.version,
+                fallback=accepted,
+                message=nack.message,
+                node_id=connection.node_id,
+                at=nack.at,
+            )
+        )
+    return entries
+
+
+def mentions(message: str, name: str) -> bool:
+    """Whether `name` appears in `message` as a whole word (resource names may hold . - _)."""
+    return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", message) is not None
 
 
 def _short(type_url: str) -> str:

@@ -33,6 +33,10 @@ class SotwState:
     sent: dict[str, Resource] = field(default_factory=dict)
     last_sent: dict[str, Resource] = field(default_factory=dict)
     """Every resource ever sent on this stream, latest version per name."""
+    acked: dict[str, Resource] = field(default_factory=dict)
+    """The resources of the last response the client accepted."""
+    just_rejected: dict[str, Resource] = field(default_factory=dict)
+    """The resources of the last response the client rejected."""
     acked_version: str = ""
     acked_at: float = 0.0
     acked_names: frozenset[str] = frozenset()
@@ -66,9 +70,12 @@ class SotwState:
             detail = request.error_detail
             self.last_nack = Nack(self.sent_version, self.nonce, detail.message, detail.code, now)
             self.rejected.add(self.sent_version)
+            self.just_rejected = dict(self.sent)
+            # The client keeps what it accepted last: that is what it holds now.
+            self.sent_version, self.sent = self.acked_version, dict(self.acked)
             return "nack"
         self.acked_version, self.acked_at = request.version_info, now
-        self.acked_names = frozenset(self.sent)
+        self.acked_names, self.acked = frozenset(self.sent), dict(self.sent)
         return "ack"
 
     def _subscribe(self, request: discovery_pb2.DiscoveryRequest) -> None:

@@ -1,0 +1,72 @@
+"""NACK quarantine without I/O: overlay per node group, fallback or withhold, lift on change."""
+
+from __future__ import annotations
+
+import pytest
+
+from controlplane.cache import SnapshotCache
+from controlplane.cache.quarantine import QuarantineEntry
+from controlplane.translate import CLUSTER_TYPE
+from controlplane.xds.server import mentions
+from tests.xds_harness import services_yaml, snapshot_of
+
+
+def entry(group: str, name: str, rejected: str, fallback: object = None) -> QuarantineEntry:
+    return QuarantineEntry(
+        group=group,
+        type_url=CLUSTER_TYPE,
+        name=name,
+        rejected_version=rejected,
+        fallback=fallback,
+        message=f"cluster {name}: bad",
+        node_id="n",
+        at=0.0,
+    )  # type: ignore[arg-type]
+
+
+def test_a_new_rejected_resource_is_withheld_for_its_group_only() -> None:
+    cache = SnapshotCache()
+    snapshot = snapshot_of(services_yaml("a", "b"))
+    cache.publish(snapshot, {})
+    bad = snapshot.get(CLUSTER_TYPE).resources["b"]
+    cache.hold_back([entry("edge", "b", bad.version)])
+    assert list(cache.get("edge").get(CLUSTER_TYPE).resources) == ["a"]  # type: ignore[union-attr]
+    assert list(cache.get("other").get(CLUSTER_TYPE).resources) == ["a", "b"]  # type: ignore[union-attr]
+
+
+def test_a_changed_resource_falls_back_to_the_accepted_version_until_the_source_changes() -> None:
+    cache = SnapshotCache()
+    good = snapshot_of(services_yaml("a"))
+    cache.publish(good, {})
+    changed = snapshot_of(services_yaml("a", connect_timeout="3s"))
+    cache.publish(changed, {})
+    rejected = changed.get(CLUSTER_TYPE).resources["a"]
+    cache.hold_back([entry("edge", "a", rejected.version, good.get(CLUSTER_TYPE).resources["a"])])
+    assert cache.get("edge").get(CLUSTER_TYPE).resources["a"] is good.get(CLUSTER_TYPE).resources["a"]  # type: ignore[union-attr]
+    cache.publish(snapshot_of(services_yaml("a", connect_timeout="4s")), {})  # the fix
+    assert cache.quarantine.entries == {}
+    assert cache.get("edge").get(CLUSTER_TYPE).resources["a"].version != rejected.version  # type: ignore[union-attr]
+
+
+def test_holding_back_notifies_streams() -> None:
+    cache = SnapshotCache()
+    cache.publish(snapshot_of(services_yaml("a", "b")), {})
+    notices: list[int] = []
+    cache.subscribe(lambda: notices.append(1))
+    version = cache.get("edge").get(CLUSTER_TYPE).resources["b"].version  # type: ignore[union-attr]
+    cache.hold_back([entry("edge", "b", version)])
+    cache.hold_back([entry("edge", "b", version)])  # the same again: nothing new
+    assert notices == [1]
+
+
+@pytest.mark.parametrize(
+    ("message", "name", "found"),
+    [
+        pytest.param("Error adding/updating listener(s) second: cannot bind", "second", True, id="listener"),
+        pytest.param("cluster 'api-canary' has no healthy", "api-canary", True, id="quoted"),
+        pytest.param("cluster 'api-canary' has no healthy", "api", False, id="prefix-of-another-name"),
+        pytest.param("route shop.example.com invalid", "shop.example", False, id="part-of-a-dotted-name"),
+    ],
+)
+def test_names_in_envoy_messages(message: str, name: str, found: bool) -> None:
+    assert mentions(message, name) is found
