@@ -22,6 +22,7 @@ from controlplane.dsl import AddressPolicy
 from controlplane.errors import Problem
 from controlplane.pipeline import Debounce, Pipeline
 from controlplane.registry.v1 import registry_pb2_grpc
+from controlplane.render import resources_to_data
 from controlplane.sources.files import FileSource
 from controlplane.sources.registry import RegistryState
 from controlplane.sources.registry_api import RegistryService, expire_leases
@@ -46,6 +47,8 @@ class ServeOptions:
     poll_interval: float = 0.05
     state_dir: Path | None = None
     """Where checkpoints are kept; None: no checkpoints."""
+    admin_token: str | None = None
+    """Bearer token for state-changing API calls (rollback); None: they are refused."""
 
 
 class View:
@@ -65,10 +68,32 @@ class View:
             "sources": state.sources,
             "problems": [str(p) for p in state.problems],
             "serving": state.serving,
+            "pinned": self.pipeline.pinned or "",
+            "held_version": state.held_version,
             "rejected_at": state.rejected_at,
             "history": [{"at": at, "version": v} for at, v in state.history],
             "quarantined": [self._quarantined(e) for e in self.cache.quarantine.entries.values()],
         }
+
+    def history(self) -> list[dict[str, Any]]:
+        pinned = self.pipeline.pinned
+        return [
+            {"version": e.version, "at": e.at, "pinned": e.version == pinned} for e in self.pipeline.history.entries
+        ]
+
+    def history_config(self, version: str, node_cluster: str) -> dict[str, Any] | None:
+        entry = self.pipeline.history.find(version)
+        if entry is None:
+            return None
+        snapshot = entry.groups.get(node_cluster, entry.groups[""])
+        resources = {t: tuple(r.message for r in ts.resources.values()) for t, ts in snapshot.types.items()}
+        return {"version": entry.version, "at": entry.at, "resources": resources_to_data(resources)}
+
+    def pin(self, version: str) -> str | None:
+        return self.pipeline.pin(version)
+
+    def unpin(self) -> None:
+        self.pipeline.unpin()
 
     def _quarantined(self, entry: QuarantineEntry) -> dict[str, Any]:
         """A quarantine entry with where its resource comes from (`file:line`)."""
@@ -125,7 +150,7 @@ async def serve(options: ServeOptions) -> None:
 
     cache.subscribe(mark_serving)
     log.info("xDS listening on %s (port %d)", options.xds_address, port)
-    status = _status_server(View(cache, pipeline, registry), options.status_address)
+    status = _status_server(View(cache, pipeline, registry), options.status_address, options.admin_token)
     stop = asyncio.Event()
     _on_signals(stop)
     try:
@@ -165,9 +190,11 @@ def _registry(pipeline: Pipeline, policy: AddressPolicy) -> tuple[RegistryState,
     return state, RegistryService(state, lambda: pipeline.submit_discovered(state.endpoints()))
 
 
-def _status_server(view: View, address: str) -> uvicorn.Server:
+def _status_server(view: View, address: str, admin_token: str | None) -> uvicorn.Server:
     host, _, port = address.rpartition(":")
-    config = uvicorn.Config(create_app(view), host=host, port=int(port), log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        create_app(view, admin_token), host=host, port=int(port), log_level="warning", lifespan="off"
+    )
     return uvicorn.Server(config)
 
 

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from controlplane import register
+from controlplane import admin, register
 from controlplane.app import ServeOptions, serve
 from controlplane.bootstrap import BootstrapOptions, bootstrap, parse_xds_addresses
 from controlplane.dsl import AddressPolicy, load_files
@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--state-dir", type=Path, help="keep checkpoints here; served at start if the files fail")
+    serve.add_argument("--admin-token-file", type=Path, help="bearer token for rollback (else: read-only API)")
     _add_policy_arguments(serve)
     serve.set_defaults(handler=_serve)
     boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap that connects to controlplane")
@@ -82,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--zone", default="")
     reg.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")
     reg.set_defaults(handler=_register)
+    admin.add_commands(commands)
     demo = commands.add_parser("demo", help="run the demo")
     demo.add_argument("--config", default="examples/routes.yaml")
     demo.set_defaults(handler=_demo)
@@ -172,6 +174,7 @@ def _serve(args: argparse.Namespace) -> int:
         ),
         poll_interval=args.poll_interval,
         state_dir=args.state_dir,
+        admin_token=args.admin_token_file.read_text(encoding="utf-8").strip() if args.admin_token_file else None,
     )
     asyncio.run(serve(options))
     return 0

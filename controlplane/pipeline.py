@@ -18,6 +18,7 @@ from controlplane.cache import Snapshot, SnapshotCache
 from controlplane.cache.checkpoint import Checkpoint, save
 from controlplane.dsl import AddressPolicy, load_texts
 from controlplane.errors import ConfigError, Problem
+from controlplane.history import History, Published
 from controlplane.model import Endpoint, Model
 from controlplane.sources.files import FileInputs
 from controlplane.translate import IncrementalTranslator
@@ -74,7 +75,10 @@ class ConfigState:
     history: list[tuple[float, str]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
     serving: str = ""
-    """`files` once a valid config was published; `checkpoint` while a restored one serves."""
+    """`files` once a valid config was published; `checkpoint` while a restored one serves;
+    `pinned` while a rollback holds an earlier version."""
+    held_version: str = ""
+    """While pinned: the version the sources would give now (not served)."""
 
 
 class Pipeline:
@@ -102,6 +106,8 @@ class Pipeline:
         """Endpoints of `discovery: registry` services, by service name."""
         self._snapshots: dict[str, Snapshot] = {}
         self.translator = IncrementalTranslator()
+        self.history = History()
+        self.pinned: str | None = None
         self.state_dir = state_dir
         self._inputs: dict[str, str] = {}
 
@@ -172,14 +178,43 @@ class Pipeline:
             if group is not None
         }
         self._snapshots = snapshots
-        default = snapshots[DEFAULT_GROUP]
-        changed = self.cache.publish(default, {g: s for g, s in snapshots.items() if g != DEFAULT_GROUP})
-        self.state.problems, self.state.version, self.state.applied_at = [], default.version, self.clock()
-        self.state.serving = "files"
-        if changed:
+        self.state.problems, self.state.applied_at = [], self.clock()
+        if self.pinned is not None:
+            self.state.held_version = snapshots[DEFAULT_GROUP].version
+            log.info("config %s held: rollback pins %s", self.state.held_version, self.pinned)
+            return
+        if self._serve(snapshots):
             self._save_checkpoint()
-            self.state.history = [*self.state.history[-49:], (self.state.applied_at, default.version)]
-            log.info("config %s published (%d node groups)", default.version, len(snapshots))
+            self.history.add(Published(self.state.version, self.state.applied_at, snapshots))
+            self.state.history = [*self.state.history[-49:], (self.state.applied_at, self.state.version)]
+            log.info("config %s published (%d node groups)", self.state.version, len(snapshots))
+        self.state.serving = "files"
+
+    def _serve(self, snapshots: Mapping[str, Snapshot]) -> bool:
+        """Publish `snapshots` to the cache; True if anything changed."""
+        default = snapshots[DEFAULT_GROUP]
+        self.state.version = default.version
+        return self.cache.publish(default, {g: s for g, s in snapshots.items() if g != DEFAULT_GROUP})
+
+    def pin(self, version: str) -> str | None:
+        """Serve an earlier version until `unpin`; returns its full version, None if not in history."""
+        entry = self.history.find(version)
+        if entry is None:
+            return None
+        self.pinned = entry.version
+        self._serve(entry.groups)
+        self.state.serving, self.state.held_version = "pinned", self._snapshots[DEFAULT_GROUP].version
+        log.warning("rollback: serving %s until the pin is lifted", entry.version)
+        return entry.version
+
+    def unpin(self) -> None:
+        """Lift a pin: serve what the sources give now."""
+        if self.pinned is None:
+            return
+        self.pinned, self.state.held_version = None, ""
+        self._serve(self._snapshots)
+        self.state.serving = "files"
+        log.warning("rollback lifted: serving %s", self.state.version)
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Serve a checkpoint until the sources give a valid config (marked on the status page)."""

@@ -1,34 +1,86 @@
-"""FastAPI application: health, readiness and the JSON API."""
+"""FastAPI application: health, readiness, the JSON API, and the few authenticated actions."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Response
+from pydantic import BaseModel
 
 from controlplane.status.view import StatusView
 
 
-def create_app(view: StatusView) -> FastAPI:
-    """The status application over `view`."""
+class RollbackRequest(BaseModel):
+    """Which earlier version to pin (the full version, or a unique prefix of 6+ characters)."""
+
+    version: str
+
+
+def admin_guard(token: str | None) -> Any:
+    """A dependency that lets a request through only with `Authorization: Bearer <token>`.
+
+    Without a configured token every action is refused: read-only is the default.
+    """
+
+    def check(authorization: str = Header(default="")) -> None:
+        if token is None:
+            raise HTTPException(403, "admin actions are disabled: start serve with --admin-token-file")
+        supplied = authorization.removeprefix("Bearer ").strip()
+        if not authorization.startswith("Bearer ") or not hmac.compare_digest(supplied.encode(), token.encode()):
+            raise HTTPException(401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"})
+
+    return check
+
+
+def create_app(view: StatusView, admin_token: str | None = None) -> FastAPI:
+    """The status application over `view`.
+
+    Every endpoint is `async`: it then runs on the event loop that owns the state it reads or
+    changes (a plain `def` would run in a worker thread, racing the xDS server).
+    """
     app = FastAPI(title="controlplane", docs_url=None, redoc_url=None)
+    admin = Depends(admin_guard(admin_token))
 
     @app.get("/healthz")
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz")
-    def readyz(response: Response) -> dict[str, bool]:
+    async def readyz(response: Response) -> dict[str, bool]:
         ready = view.ready()
         response.status_code = 200 if ready else 503
         return {"ready": ready}
 
     @app.get("/api/config")
-    def config() -> dict[str, Any]:
+    async def config() -> dict[str, Any]:
         return view.config()
 
     @app.get("/api/nodes")
-    def nodes() -> list[dict[str, Any]]:
+    async def nodes() -> list[dict[str, Any]]:
         return view.nodes()
+
+    @app.get("/api/history")
+    async def history() -> list[dict[str, Any]]:
+        return view.history()
+
+    @app.get("/api/history/{version}")
+    async def history_config(version: str, node_cluster: str = "") -> dict[str, Any]:
+        found = view.history_config(version, node_cluster)
+        if found is None:
+            raise HTTPException(404, f"version {version} is not in the history")
+        return found
+
+    @app.post("/api/rollback", dependencies=[admin])
+    async def rollback(request: RollbackRequest) -> dict[str, str]:
+        pinned = view.pin(request.version)
+        if pinned is None:
+            raise HTTPException(404, f"version {request.version} is not in the history")
+        return {"pinned": pinned}
+
+    @app.delete("/api/rollback", dependencies=[admin])
+    async def lift() -> dict[str, str]:
+        view.unpin()
+        return {"pinned": ""}
 
     return app

@@ -1,4 +1,4 @@
-"""The read-only view the status server is given (built by the composition root)."""
+"""The view the status server is given (built by the composition root)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 
 class StatusView(Protocol):
-    """What the status server may read."""
+    """What the status server may read, and the only actions it may take."""
 
     def ready(self) -> bool:
         """Whether a first complete snapshot is being served."""
@@ -16,3 +16,15 @@ class StatusView(Protocol):
 
     def nodes(self) -> list[dict[str, Any]]:
         """Connected Envoys and, per resource type, what they were sent and acknowledged."""
+
+    def history(self) -> list[dict[str, Any]]:
+        """Published versions kept for rollback, newest last."""
+
+    def history_config(self, version: str, node_cluster: str) -> dict[str, Any] | None:
+        """The resources of a kept version for a node group, as Envoy's JSON; None if not kept."""
+
+    def pin(self, version: str) -> str | None:
+        """Action: serve a kept version until `unpin`; its full version, or None if not kept."""
+
+    def unpin(self) -> None:
+        """Action: lift a pin."""

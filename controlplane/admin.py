@@ -1,0 +1,91 @@
+"""`controlplane history | diff | rollback`: talk to a running control plane's status API."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from controlplane.render import dump
+
+
+def add_commands(commands: Any) -> None:
+    """Register the three commands on the CLI's subparsers."""
+    history = commands.add_parser("history", help="list the versions kept for rollback")
+    _add_address(history)
+    history.set_defaults(handler=_history)
+    diff = commands.add_parser("diff", help="show what changed between two kept versions")
+    diff.add_argument("a")
+    diff.add_argument("b")
+    diff.add_argument("--node-cluster", default="", help="the node group to compare (default: the default group)")
+    _add_address(diff)
+    diff.set_defaults(handler=_diff)
+    rollback = commands.add_parser("rollback", help="serve a kept version until lifted (needs the admin token)")
+    rollback.add_argument("version", nargs="?", help="version to pin (omit with --lift)")
+    rollback.add_argument("--lift", action="store_true", help="lift the pin: serve the current config again")
+    rollback.add_argument("--admin-token-file", type=Path, required=True)
+    _add_address(rollback)
+    rollback.set_defaults(handler=_rollback)
+
+
+def _add_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--status-address", default="127.0.0.1:9000", metavar="HOST:PORT")
+
+
+def call(address: str, path: str, method: str = "GET", body: Any = None, token: str = "") -> Any:
+    """One JSON request to the status API; raises SystemExit with the server's message on error."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://{address}{path}", data=data, method=method)
+    request.add_header("content-type", "application/json")
+    if token:
+        request.add_header("authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise SystemExit(f"controlplane: {exc.code}: {_detail(exc)}") from None
+    except OSError as exc:
+        raise SystemExit(f"controlplane: cannot reach {address}: {exc}") from None
+
+
+def _detail(error: urllib.error.HTTPError) -> str:
+    body = error.read()
+    try:
+        return str(json.loads(body).get("detail", error.reason))
+    except ValueError:
+        return body.decode(errors="replace")[:200] or str(error.reason)
+
+
+def _history(args: argparse.Namespace) -> int:
+    for entry in call(args.status_address, "/api/history"):
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["at"]))
+        print(f"{entry['version']}  {stamp}{'  (pinned)' if entry['pinned'] else ''}")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    texts = []
+    for version in (args.a, args.b):
+        found = call(args.status_address, f"/api/history/{version}?node_cluster={args.node_cluster}")
+        texts.append(dump(found["resources"], "yaml").splitlines(keepends=True))
+    sys.stdout.writelines(difflib.unified_diff(texts[0], texts[1], fromfile=args.a, tofile=args.b))
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    token = args.admin_token_file.read_text(encoding="utf-8").strip()
+    if args.lift:
+        call(args.status_address, "/api/rollback", "DELETE", token=token)
+        print("pin lifted")
+        return 0
+    if not args.version:
+        raise SystemExit("controlplane rollback: give a VERSION, or --lift")
+    pinned = call(args.status_address, "/api/rollback", "POST", {"version": args.version}, token)["pinned"]
+    print(f"pinned {pinned}: new changes are held until `controlplane rollback --lift`")
+    return 0
