@@ -16,7 +16,10 @@ from controlplane.render import dump
 
 
 def add_commands(commands: Any) -> None:
-    """Register the three commands on the CLI's subparsers."""
+    """Register status, history, diff and rollback on the CLI's subparsers."""
+    status = commands.add_parser("status", help="connected Envoys and whether they are in sync")
+    _add_address(status)
+    status.set_defaults(handler=_status)
     history = commands.add_parser("history", help="list the versions kept for rollback")
     _add_address(history)
     history.set_defaults(handler=_history)
@@ -60,6 +63,45 @@ def _detail(error: urllib.error.HTTPError) -> str:
         return str(json.loads(body).get("detail", error.reason))
     except ValueError:
         return body.decode(errors="replace")[:200] or str(error.reason)
+
+
+TYPES = (("CDS", "Cluster"), ("EDS", "ClusterLoadAssignment"), ("LDS", "Listener"), ("RDS", "RouteConfiguration"))
+
+
+def type_state(state: dict[str, Any] | None) -> str:
+    """SYNCED, STALE (sent, not yet ACKed), NACKED, or NOT SENT, as istioctl proxy-status says."""
+    if state is None or not (state["acked_version"] or state["sent_version"]):
+        return "NOT SENT"
+    nack = state["last_nack"]
+    if nack and nack["at"] >= state["acked_at"]:
+        return "NACKED"
+    return "STALE" if state["in_flight"] else "SYNCED"
+
+
+def status_lines(config: dict[str, Any], nodes: list[dict[str, Any]], now: float) -> list[str]:
+    """The table `controlplane status` prints."""
+    lines = [
+        f"config {config['version'] or '-'} ({config['serving'] or 'nothing served'})"
+        f"{', ' + str(len(config['problems'])) + ' problems' if config['problems'] else ''}"
+        f"{', ' + str(len(config['quarantined'])) + ' quarantined' if config['quarantined'] else ''}"
+    ]
+    header = ["NODE", "CLUSTER", "ENVOY", "API", *(short for short, _ in TYPES), "CONNECTED"]
+    rows = [header]
+    for node in sorted(nodes, key=lambda n: n["node_id"]):
+        by_type = {t["type_url"].rsplit(".", 1)[-1]: t for t in node["types"]}
+        states = [type_state(by_type.get(long)) for _, long in TYPES]
+        age = f"{int(now - node['connected_at'])}s"
+        rows.append([node["node_id"], node["node_cluster"], node["envoy_version"] or "-", node["api"], *states, age])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return lines
+
+
+def _status(args: argparse.Namespace) -> int:
+    config = call(args.status_address, "/api/config")
+    nodes = call(args.status_address, "/api/nodes")
+    print("\n".join(status_lines(config, nodes, time.time())))
+    return 0
 
 
 def _history(args: argparse.Namespace) -> int:

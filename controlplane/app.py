@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from controlplane.sources.files import FileSource
 from controlplane.sources.registry import RegistryState
 from controlplane.sources.registry_api import RegistryService, expire_leases
 from controlplane.status.server import create_app
+from controlplane.telemetry.metrics import Metrics, Readings
 from controlplane.translate import LISTENER_TYPE, ROUTE_TYPE
 from controlplane.xds.grpc_server import create_server, set_serving
 from controlplane.xds.registry import NodeRegistry
@@ -52,10 +54,13 @@ class ServeOptions:
 
 
 class View:
-    """The read-only view given to the status server."""
+    """The view given to the status server: reads, plus the authenticated rollback actions."""
 
-    def __init__(self, cache: SnapshotCache, pipeline: Pipeline, registry: NodeRegistry) -> None:
-        self.cache, self.pipeline, self.registry = cache, pipeline, registry
+    def __init__(self, cache: SnapshotCache, pipeline: Pipeline, registry: NodeRegistry, metrics: Metrics) -> None:
+        self.cache, self.pipeline, self.registry, self.metrics = cache, pipeline, registry, metrics
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.render()
 
     def ready(self) -> bool:
         return self.cache.ready
@@ -74,6 +79,20 @@ class View:
             "history": [{"at": at, "version": v} for at, v in state.history],
             "quarantined": [self._quarantined(e) for e in self.cache.quarantine.entries.values()],
         }
+
+    def debug_config(self, node_id: str) -> list[dict[str, Any]]:
+        """What each stream of `node_id` was sent and accepted, with the accepted resources."""
+        result = []
+        for c in self.registry.connections.values():
+            if c.node_id != node_id:
+                continue
+            types = []
+            for status in c.session.status():
+                acked = c.session.states[status.type_url].acked
+                messages = {status.type_url: tuple(r.message for r in acked.values())}
+                types.append({**asdict(status), "accepted": next(iter(resources_to_data(messages).values()))})
+            result.append({"node_id": c.node_id, "node_cluster": c.node_group, "api": c.api, "types": types})
+        return result
 
     def history(self) -> list[dict[str, Any]]:
         pinned = self.pipeline.pinned
@@ -133,11 +152,13 @@ async def serve(options: ServeOptions) -> None:
     cache, registry = SnapshotCache(), NodeRegistry()
     pipeline = Pipeline(cache, options.policy, options.debounce, state_dir=options.state_dir)
     source = FileSource(options.config_paths, options.poll_interval)
+    leases, registry_api = _registry(pipeline, options.policy)
+    metrics = _metrics(cache, pipeline, registry, source, leases)
     initial = source.poll()
     if initial is None or not pipeline.apply(initial):
         _restore_or_wait(pipeline, options.state_dir)
-    grpc_server, health, port = create_server(DiscoveryServer(cache, registry), options.xds_address)
-    leases, registry_api = _registry(pipeline, options.policy)
+    discovery = DiscoveryServer(cache, registry, observer=metrics)
+    grpc_server, health, port = create_server(discovery, options.xds_address)
     registry_pb2_grpc.add_RegistryServicer_to_server(registry_api, grpc_server)
     await grpc_server.start()
     await set_serving(health, cache.ready)
@@ -150,7 +171,7 @@ async def serve(options: ServeOptions) -> None:
 
     cache.subscribe(mark_serving)
     log.info("xDS listening on %s (port %d)", options.xds_address, port)
-    status = _status_server(View(cache, pipeline, registry), options.status_address, options.admin_token)
+    status = _status_server(View(cache, pipeline, registry, metrics), options.status_address, options.admin_token)
     stop = asyncio.Event()
     _on_signals(stop)
     try:
@@ -164,6 +185,24 @@ async def serve(options: ServeOptions) -> None:
                 task.cancel()
     finally:
         await grpc_server.stop(grace=1.0)
+
+
+def _metrics(
+    cache: SnapshotCache, pipeline: Pipeline, registry: NodeRegistry, source: FileSource, leases: RegistryState
+) -> Metrics:
+    """The process's metrics, reading gauges from the running parts at scrape time."""
+    connections = registry.connections
+    readings = Readings(
+        connected=lambda: len(connections),
+        behind=lambda: sum(1 for c in connections.values() if any(s.in_flight for s in c.session.states.values())),
+        config_valid=lambda: cache.ready and not pipeline.state.problems,
+        source_age=lambda: time.time() - source.checked_at if source.checked_at else 0.0,
+        registrations=lambda: len(leases.leases),
+        quarantined=lambda: len(cache.quarantine.entries),
+    )
+    metrics = Metrics(readings)
+    pipeline.on_build, pipeline.on_reject = metrics.build.observe, metrics.rejected.inc
+    return metrics
 
 
 def _restore_or_wait(pipeline: Pipeline, state_dir: Path | None) -> None:

@@ -107,6 +107,9 @@ class Pipeline:
         self._snapshots: dict[str, Snapshot] = {}
         self.translator = IncrementalTranslator()
         self.history = History()
+        self.on_build: Callable[[float], None] = lambda seconds: None
+        """Told how long each translate-and-snapshot took (for metrics)."""
+        self.on_reject: Callable[[], None] = lambda: None
         self.pinned: str | None = None
         self.state_dir = state_dir
         self._inputs: dict[str, str] = {}
@@ -169,6 +172,7 @@ class Pipeline:
 
     def publish(self, model: Model) -> None:
         """Translate `model`, with the discovered endpoints, for every node group and publish."""
+        started = time.perf_counter()
         model = model.with_discovered(self.discovered)
         groups = [DEFAULT_GROUP, *sorted({g for item in model.listeners for g in item.node_clusters})]
         built = self.translator.build(model, groups)
@@ -178,6 +182,7 @@ class Pipeline:
             if group is not None
         }
         self._snapshots = snapshots
+        self.on_build(time.perf_counter() - started)
         self.state.problems, self.state.applied_at = [], self.clock()
         if self.pinned is not None:
             self.state.held_version = snapshots[DEFAULT_GROUP].version
@@ -236,6 +241,7 @@ class Pipeline:
             log.error("cannot write checkpoint to %s: %s", self.state_dir, exc)
 
     def _reject(self, problems: list[Problem]) -> None:
+        self.on_reject()
         self.state.problems, self.state.rejected_at = problems, self.clock()
         for problem in problems:
             log.error("invalid config, still serving the last good one: %s", problem)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 
 from controlplane.cache.quarantine import Quarantine, QuarantineEntry
@@ -22,6 +23,8 @@ class SnapshotCache:
         self._default: Snapshot | None = None
         self._listeners: set[Listener] = set()
         self.quarantine = Quarantine()
+        self.published_at = 0.0
+        """When the last change was published (wall clock), for convergence figures."""
         self._overlays: dict[str, tuple[str, int, Snapshot]] = {}
 
     def get(self, node_group: str) -> Snapshot | None:
@@ -53,6 +56,8 @@ class SnapshotCache:
         self._default, self._groups = default, dict(groups)
         generation = self.quarantine.generation
         self.quarantine.prune(self._groups, default)
+        if changed:
+            self.published_at = time.time()
         if changed or generation != self.quarantine.generation:
             self._notify()
         return changed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ class FileSource:
         self.interval = interval
         self._stats: dict[str, tuple[int, int, int]] = {}
         self._last: FileInputs | None = None
+        self.checked_at = 0.0
+        """When the files were last checked (wall clock): the source's sync age."""
 
     def files(self) -> list[str]:
         """The files currently in the watched set, sorted."""
@@ -80,6 +83,7 @@ class FileSource:
 
     def poll(self) -> FileInputs | None:
         """New inputs if any file changed since the last poll, else None."""
+        self.checked_at = time.time()
         if not self._stat_changed():
             return None
         inputs = self.read()

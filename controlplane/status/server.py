@@ -60,6 +60,17 @@ def create_app(view: StatusView, admin_token: str | None = None) -> FastAPI:
     async def nodes() -> list[dict[str, Any]]:
         return view.nodes()
 
+    @app.get("/debug/config")
+    async def debug_config(node: str) -> list[dict[str, Any]]:
+        found = view.debug_config(node)
+        if not found:
+            raise HTTPException(404, f"no Envoy with node id {node!r} is connected")
+        return found
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(view.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
     @app.get("/api/history")
     async def history() -> list[dict[str, Any]]:
         return view.history()

@@ -17,6 +17,12 @@ class StatusView(Protocol):
     def nodes(self) -> list[dict[str, Any]]:
         """Connected Envoys and, per resource type, what they were sent and acknowledged."""
 
+    def debug_config(self, node_id: str) -> list[dict[str, Any]]:
+        """What the streams of one Envoy were sent and accepted, resources included."""
+
+    def metrics_text(self) -> bytes:
+        """The Prometheus exposition of the process's metrics."""
+
     def history(self) -> list[dict[str, Any]]:
         """Published versions kept for rollback, newest last."""
 

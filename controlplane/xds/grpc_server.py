@@ -11,8 +11,10 @@ from envoy.service.discovery.v3 import ads_pb2_grpc
 from envoy.service.endpoint.v3 import eds_pb2_grpc
 from envoy.service.listener.v3 import lds_pb2_grpc
 from envoy.service.route.v3 import rds_pb2_grpc
+from envoy.service.status.v3 import csds_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from controlplane.xds.csds import ClientStatusService
 from controlplane.xds.server import DiscoveryServer
 
 MAX_RECEIVE_BYTES = 4 * 1024 * 1024
@@ -71,6 +73,7 @@ def create_server(server: DiscoveryServer, address: str) -> tuple[grpc.aio.Serve
     """A gRPC server listening on `address` (port 0 picks a free one); returns it and the port."""
     grpc_server = grpc.aio.server(options=SERVER_OPTIONS)
     add_discovery_services(grpc_server, server)
+    csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(ClientStatusService(server.registry), grpc_server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     port = grpc_server.add_insecure_port(address)

@@ -19,6 +19,7 @@ from controlplane.cache import SnapshotCache
 from controlplane.cache.quarantine import QuarantineEntry
 from controlplane.xds.registry import Connection, NodeRegistry
 from controlplane.xds.session import Session
+from controlplane.xds.types import NoObserver, Observer
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,18 @@ MAX_QUEUED_REQUESTS = 16
 class DiscoveryServer:
     """The protocol loop shared by every xDS service."""
 
-    def __init__(self, cache: SnapshotCache, registry: NodeRegistry, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        registry: NodeRegistry,
+        clock: Callable[[], float] = time.time,
+        observer: Observer | None = None,
+    ) -> None:
         self.cache = cache
         self.registry = registry
         self.clock = clock
+        self.observer: Observer = observer or NoObserver()
+        self._sent_at: dict[tuple[int, str], float] = {}
 
     async def stream(
         self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext, *, delta: bool
@@ -56,7 +65,16 @@ class DiscoveryServer:
             reader.cancel()
             if connection is not None:
                 self.registry.close(connection)
+                for key in [k for k in self._sent_at if k[0] == connection.stream_id]:
+                    del self._sent_at[key]
                 log.info("stream closed: node=%s group=%s", connection.node_id, connection.node_group)
+
+    def _observe(self, connection: Connection, type_url: str, outcome: str) -> None:
+        if outcome == "nack":
+            self.observer.nacked(type_url)
+        elif outcome == "ack" and (sent := self._sent_at.pop((connection.stream_id, type_url), None)):
+            now = self.clock()
+            self.observer.acked(type_url, now - sent, now - self.cache.published_at)
 
     def _open(self, request: Any, context: grpc.aio.ServicerContext, delta: bool) -> Connection:
         node = request.node
@@ -68,6 +86,7 @@ class DiscoveryServer:
 
     def _apply(self, connection: Connection, request: Any) -> None:
         outcome = connection.session.on_request(request, self.clock())
+        self._observe(connection, request.type_url, outcome)
         log.debug(
             "%s <- %s %s nonce=%s %s",
             connection.node_id,
@@ -96,6 +115,8 @@ class DiscoveryServer:
             return []
         responses = connection.session.responses(snapshot)
         for r in responses:
+            self.observer.pushed(r.type_url)
+            self._sent_at[(connection.stream_id, r.type_url)] = self.clock()
             log.debug(
                 "%s -> %s nonce=%s resources=%d", connection.node_id, _short(r.type_url), r.nonce, len(r.resources)
             )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from controlplane.translate import CLUSTER_TYPE, LISTENER_TYPE
 
@@ -51,3 +51,29 @@ class TypeStatus:
             subscribed=None if state.wildcard else tuple(sorted(state.names)),
             last_nack=state.last_nack,
         )
+
+
+class Observer(Protocol):
+    """Told about protocol events, for metrics; the xDS layer itself knows no metrics library."""
+
+    def pushed(self, type_url: str) -> None:
+        """A response was sent."""
+
+    def acked(self, type_url: str, round_trip: float, since_publish: float) -> None:
+        """A response was ACKed `round_trip` s after it was sent, `since_publish` s after its config."""
+
+    def nacked(self, type_url: str) -> None:
+        """A response was rejected."""
+
+
+class NoObserver:
+    """The default observer: ignores everything."""
+
+    def pushed(self, type_url: str) -> None:
+        pass
+
+    def acked(self, type_url: str, round_trip: float, since_publish: float) -> None:
+        pass
+
+    def nacked(self, type_url: str) -> None:
+        pass

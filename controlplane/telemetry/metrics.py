@@ -1,0 +1,104 @@
+"""Prometheus metrics: counted as things happen, or read from the running system at scrape time.
+
+One CollectorRegistry per process, owned by the composition root (no module-level state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def short_type(type_url: str) -> str:
+    """`type.googleapis.com/envoy.config.cluster.v3.Cluster` -> `Cluster`."""
+    return type_url.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Readings:
+    """Values read at scrape time from the running system."""
+
+    connected: Callable[[], int]
+    behind: Callable[[], int]
+    config_valid: Callable[[], bool]
+    source_age: Callable[[], float]
+    registrations: Callable[[], int]
+    quarantined: Callable[[], int]
+
+
+class Metrics:
+    """The metrics of one control-plane process; also the xDS server's observer."""
+
+    def __init__(self, readings: Readings) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.pushes = Counter("controlplane_xds_pushes", "xDS responses sent, by resource type", ["type"], registry=r)
+        self.nacks = Counter("controlplane_xds_nacks", "xDS responses Envoys rejected, by type", ["type"], registry=r)
+        self.round_trip = Histogram(
+            "controlplane_xds_push_round_trip_seconds",
+            "Response sent until ACKed",
+            ["type"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.convergence = Histogram(
+            "controlplane_xds_convergence_seconds",
+            "Config published until a proxy ACKed it",
+            ["type"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.build = Histogram(
+            "controlplane_snapshot_build_seconds",
+            "Validate, translate and snapshot a config",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rejected = Counter("controlplane_config_rejections", "Config edits refused as invalid", registry=r)
+        r.register(_Gauges(readings))
+
+    def pushed(self, type_url: str) -> None:
+        self.pushes.labels(short_type(type_url)).inc()
+
+    def acked(self, type_url: str, round_trip: float, since_publish: float) -> None:
+        self.round_trip.labels(short_type(type_url)).observe(round_trip)
+        self.convergence.labels(short_type(type_url)).observe(since_publish)
+
+    def nacked(self, type_url: str) -> None:
+        self.nacks.labels(short_type(type_url)).inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return bytes(generate_latest(self.registry))
+
+
+class _Gauges(Collector):
+    """Gauges computed from the running system at scrape time."""
+
+    def __init__(self, readings: Readings) -> None:
+        self.readings = readings
+
+    def collect(self) -> Iterator[Metric]:
+        r = self.readings
+        yield GaugeMetricFamily("controlplane_xds_connected_proxies", "Open xDS streams", value=r.connected())
+        yield GaugeMetricFamily(
+            "controlplane_xds_proxies_behind", "Proxies with a response not yet ACKed or NACKed", value=r.behind()
+        )
+        yield GaugeMetricFamily(
+            "controlplane_config_valid", "1 when the sources give a valid config", value=1 if r.config_valid() else 0
+        )
+        yield GaugeMetricFamily(
+            "controlplane_source_sync_age_seconds", "Seconds since the sources were last read", value=r.source_age()
+        )
+        yield GaugeMetricFamily(
+            "controlplane_registry_registrations", "Endpoints registered over gRPC", value=r.registrations()
+        )
+        yield GaugeMetricFamily(
+            "controlplane_quarantined_resources", "Resources held back after a NACK", value=r.quarantined()
+        )
