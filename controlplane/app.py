@@ -29,12 +29,18 @@ from controlplane.sources.registry import RegistryState
 from controlplane.sources.registry_api import RegistryService, expire_leases
 from controlplane.status.server import create_app
 from controlplane.telemetry.metrics import Metrics, Readings
+from controlplane.telemetry.otel import add_collector
+from controlplane.telemetry.traffic import TrafficStore
 from controlplane.translate import LISTENER_TYPE, ROUTE_TYPE
 from controlplane.xds.grpc_server import create_server, set_serving
 from controlplane.xds.registry import NodeRegistry
 from controlplane.xds.server import DiscoveryServer
 
 log = logging.getLogger(__name__)
+
+TRAFFIC_WINDOW = 60.0
+"""Seconds of pushed stats behind the request rate, error rate and latency shown per service."""
+SERIES_WINDOW, SERIES_STEP = 300.0, 10.0
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,41 @@ class ServeOptions:
 class View:
     """The view given to the status server: reads, plus the authenticated rollback actions."""
 
-    def __init__(self, cache: SnapshotCache, pipeline: Pipeline, registry: NodeRegistry, metrics: Metrics) -> None:
+    def __init__(
+        self, cache: SnapshotCache, pipeline: Pipeline, registry: NodeRegistry, metrics: Metrics, traffic: TrafficStore
+    ) -> None:
         self.cache, self.pipeline, self.registry, self.metrics = cache, pipeline, registry, metrics
+        self.traffic = traffic
+
+    def services(self) -> list[dict[str, Any]]:
+        """Every service: endpoints and the traffic figures the Envoys pushed (last 60s)."""
+        model = self.pipeline.model
+        if model is None:
+            return []
+        now = time.time()
+        result = []
+        for service in model.with_discovered(self.pipeline.discovered).services:
+            figures = self.traffic.figures(service.name, now, TRAFFIC_WINDOW)
+            result.append(
+                {
+                    "name": service.name,
+                    "lb": service.lb.value,
+                    "discovery": service.discovery,
+                    "endpoints": [
+                        {
+                            "address": f"{e.host}:{e.port}",
+                            "zone": e.zone,
+                            "priority": e.priority,
+                            "weight": e.weight,
+                            "draining": e.draining,
+                        }
+                        for e in service.endpoints
+                    ],
+                    "traffic": asdict(figures),
+                    "series": self.traffic.series(service.name, now, SERIES_WINDOW, SERIES_STEP),
+                }
+            )
+        return result
 
     def metrics_text(self) -> bytes:
         return self.metrics.render()
@@ -160,6 +199,8 @@ async def serve(options: ServeOptions) -> None:
     discovery = DiscoveryServer(cache, registry, observer=metrics)
     grpc_server, health, port = create_server(discovery, options.xds_address)
     registry_pb2_grpc.add_RegistryServicer_to_server(registry_api, grpc_server)
+    traffic = TrafficStore()
+    add_collector(grpc_server, traffic, time.time)
     await grpc_server.start()
     await set_serving(health, cache.ready)
     background: set[asyncio.Task[None]] = set()
@@ -171,7 +212,8 @@ async def serve(options: ServeOptions) -> None:
 
     cache.subscribe(mark_serving)
     log.info("xDS listening on %s (port %d)", options.xds_address, port)
-    status = _status_server(View(cache, pipeline, registry, metrics), options.status_address, options.admin_token)
+    view = View(cache, pipeline, registry, metrics, traffic)
+    status = _status_server(view, options.status_address, options.admin_token)
     stop = asyncio.Event()
     _on_signals(stop)
     try:

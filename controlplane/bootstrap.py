@@ -8,12 +8,15 @@ from dataclasses import dataclass
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import config_source_pb2, grpc_service_pb2
+from envoy.extensions.stat_sinks.open_telemetry.v3 import open_telemetry_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 
 from controlplane.translate.clusters import HTTP_PROTOCOL_OPTIONS
-from controlplane.translate.common import duration, pack, socket_address, uint32
+from controlplane.translate.common import boolean, duration, pack, socket_address, uint32
 
 XDS_CLUSTER = "xds_cluster"
+OTEL_SINK = "envoy.stat_sinks.open_telemetry"
+NODE_ID_HEADER = "x-controlplane-node-id"
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class BootstrapOptions:
     """HTTP/2 PING on the xDS connection this often; a silent partition shows within
     interval + timeout, and Envoy then reconnects (to another replica if one answers)."""
     keepalive_timeout_ms: int = 3000
+    stats_interval_ms: int = 5000
+    """How often Envoy pushes its stats (OpenTelemetry sink) to the control plane; 0: never."""
 
 
 def parse_xds_addresses(text: str) -> tuple[tuple[str, int], ...]:
@@ -64,7 +69,29 @@ def bootstrap(options: BootstrapOptions) -> bootstrap_pb2.Bootstrap:
         config.ads.SetInParent()
         config.resource_api_version = config_source_pb2.ApiVersion.V3
     result.static_resources.clusters.append(xds_cluster(options))
+    if options.stats_interval_ms:
+        result.stats_flush_interval.CopyFrom(duration(options.stats_interval_ms))
+        result.stats_sinks.add(name=OTEL_SINK, typed_config=pack(stats_sink(options.node_id)))
     return result
+
+
+def stats_sink(node_id: str) -> open_telemetry_pb2.SinkConfig:
+    """Envoy's OpenTelemetry stats sink, pushing to the control plane over the xDS cluster.
+
+    Counters and histograms are reported as deltas, tags as attributes (`envoy.cluster_name`,
+    `envoy.response_code_class`), and the node id travels as gRPC metadata so the collector
+    knows which Envoy is speaking.
+    """
+    service = grpc_service_pb2.GrpcService()
+    service.envoy_grpc.cluster_name = XDS_CLUSTER
+    service.initial_metadata.add(key=NODE_ID_HEADER, value=node_id)
+    return open_telemetry_pb2.SinkConfig(
+        grpc_service=service,
+        report_counters_as_deltas=True,
+        report_histograms_as_deltas=True,
+        emit_tags_as_attributes=boolean(True),
+        use_tag_extracted_name=boolean(True),
+    )
 
 
 def _xds_grpc_service() -> grpc_service_pb2.GrpcService:

@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--api", choices=("sotw", "delta"), default="sotw")
     boot.add_argument("--keepalive-interval", default="5s", type=_duration, help="HTTP/2 ping interval to xDS")
     boot.add_argument("--keepalive-timeout", default="3s", type=_duration, help="ping answer deadline")
+    boot.add_argument("--stats-interval", default="5s", type=_duration, help="stats push interval (0s: none)")
     boot.set_defaults(handler=_bootstrap)
     reg = commands.add_parser("register", help="keep an endpoint registered until interrupted")
     reg.add_argument("--service", required=True, help="a service declared with 'discovery: registry'")
@@ -189,6 +190,7 @@ def _bootstrap(args: argparse.Namespace) -> int:
         delta=args.api == "delta",
         keepalive_interval_ms=round(args.keepalive_interval * 1000),
         keepalive_timeout_ms=round(args.keepalive_timeout * 1000),
+        stats_interval_ms=round(args.stats_interval * 1000),
     )
     sys.stdout.write(dump(message_to_data(bootstrap(options)), "yaml"))
     return 0

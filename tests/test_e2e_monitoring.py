@@ -13,7 +13,7 @@ from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT
-from tests.e2e import Gateway, Upstream, gateway, listener, stopping, wait_for
+from tests.e2e import ControlPlane, Envoy, Gateway, Upstream, free_port, gateway, listener, request, stopping, wait_for
 
 pytestmark = pytest.mark.envoy
 
@@ -93,3 +93,38 @@ def test_metrics_debug_config_csds_and_status(tmp_path: Path) -> None:
         table = wait_for(lambda: (s := status_table(gw)) and "1 quarantined" in s and s)
         row = next(line for line in table.splitlines() if line.startswith("gw-1"))
         assert row.split()[4:8] == ["SYNCED", "SYNCED", "NACKED", "SYNCED"]
+
+
+def test_traffic_through_envoy_shows_up_per_service(tmp_path: Path) -> None:
+    ok, bad = Upstream("ok").start(), Upstream("bad", failing=True).start()
+    port = free_port()
+    text = listener(
+        port, "      - match: {prefix: /bad}\n        to: failing\n      - match: {prefix: /}\n        to: fine\n"
+    ) + (f"services:\n  fine: {{endpoints: ['{ok.address}']}}\n  failing: {{endpoints: ['{bad.address}']}}\n")
+    cp = ControlPlane(text, tmp_path).start()
+    envoy = Envoy(tmp_path, cp.xds_port, "gw-1", "sotw", bootstrap_args=("--stats-interval", "1s")).start()
+    with stopping(ok, bad, cp, envoy):
+        envoy.wait_listening(port)
+        wait_for(lambda: request(port)[0] == 200, what="traffic flowing")
+        sent_ok, sent_bad = (
+            1 + sum(request(port)[0] == 200 for _ in range(49)),
+            sum(request(port, "/bad")[0] == 500 for _ in range(10)),
+        )
+        assert (sent_ok, sent_bad) == (50, 10)
+
+        def figures() -> dict[str, dict[str, object]]:
+            return {s["name"]: s["traffic"] for s in cp.get("/api/services")}
+
+        seen = wait_for(
+            lambda: (f := figures()) and f["fine"]["requests"] >= 50 and f["failing"]["requests"] >= 10 and f,
+            timeout=10,
+            what="the pushed stats",
+        )
+        assert (seen["fine"]["requests"], seen["fine"]["errors"]) == (50, 0)
+        assert (seen["failing"]["requests"], seen["failing"]["errors"], seen["failing"]["error_rate"]) == (10, 10, 1.0)
+        assert seen["fine"]["p50_ms"] is not None and seen["fine"]["p99_ms"] >= seen["fine"]["p50_ms"]
+        service = next(s for s in cp.get("/api/services") if s["name"] == "fine")
+        assert service["endpoints"] == [
+            {"address": ok.address, "zone": "", "priority": 0, "weight": 1, "draining": False}
+        ]
+        assert sum(point["rate"] for point in service["series"]) > 0

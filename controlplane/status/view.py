@@ -17,6 +17,9 @@ class StatusView(Protocol):
     def nodes(self) -> list[dict[str, Any]]:
         """Connected Envoys and, per resource type, what they were sent and acknowledged."""
 
+    def services(self) -> list[dict[str, Any]]:
+        """Every service with its endpoints and traffic figures (rate, errors, latency, series)."""
+
     def debug_config(self, node_id: str) -> list[dict[str, Any]]:
         """What the streams of one Envoy were sent and accepted, resources included."""
 

@@ -1,0 +1,63 @@
+"""Traffic figures from pushed Envoy stats: parsing OTLP exports, merging, percentiles, windows."""
+
+from __future__ import annotations
+
+import pytest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
+
+from controlplane.telemetry.otel import samples_of
+from controlplane.telemetry.traffic import Sample, TrafficStore
+
+
+def export(
+    cluster: str, requests: int, errors: int, buckets: list[int]
+) -> metrics_service_pb2.ExportMetricsServiceRequest:
+    request = metrics_service_pb2.ExportMetricsServiceRequest()
+    scope = request.resource_metrics.add().instrumentation_library_metrics.add()
+    tag = common_pb2.KeyValue(key="envoy.cluster_name", value=common_pb2.AnyValue(string_value=cluster))
+    total = scope.metrics.add(name="cluster.upstream_rq_total")
+    total.sum.data_points.add(as_int=requests).attributes.append(tag)
+    for code_class, count in (("2", requests - errors), ("5", errors)):
+        point = scope.metrics.add(name="cluster.upstream_rq_xx").sum.data_points.add(as_int=count)
+        point.attributes.extend(
+            [
+                tag,
+                common_pb2.KeyValue(
+                    key="envoy.response_code_class", value=common_pb2.AnyValue(string_value=code_class)
+                ),
+            ]
+        )
+    histogram = scope.metrics.add(name="cluster.upstream_rq_time").histogram.data_points.add(
+        count=sum(buckets), explicit_bounds=[1, 5, 10, 50], bucket_counts=buckets
+    )
+    histogram.attributes.append(tag)
+    return request
+
+
+def test_an_export_becomes_one_sample_per_cluster() -> None:
+    samples = samples_of(export("api", requests=20, errors=3, buckets=[5, 10, 4, 1, 0]), now=100.0)
+    assert samples == {"api": Sample(at=100.0, requests=20, errors=3, bounds=(1, 5, 10, 50), buckets=(5, 10, 4, 1, 0))}
+
+
+def test_figures_merge_envoys_and_respect_the_window() -> None:
+    store = TrafficStore()
+    store.add("gw-1", "api", Sample(at=100.0, requests=80, errors=8, bounds=(1, 5, 10), buckets=(40, 39, 1, 0)))
+    store.add("gw-2", "api", Sample(at=100.0, requests=20, errors=2, bounds=(1, 5, 10), buckets=(10, 9, 0, 1)))
+    store.add("gw-1", "api", Sample(at=10.0, requests=999, errors=999))  # outside the window
+    figures = store.figures("api", now=110.0, window=60.0)
+    assert (figures.requests, figures.errors, figures.error_rate) == (100, 10, 0.1)
+    assert figures.rate == pytest.approx(100 / 60)
+    assert (figures.p50_ms, figures.p99_ms) == (1, 10)  # half of the 100 took at most 1ms
+
+
+def test_no_traffic_has_no_latency() -> None:
+    figures = TrafficStore().figures("idle", now=0.0, window=60.0)
+    assert (figures.requests, figures.p50_ms, figures.p99_ms, figures.error_rate) == (0, None, None, 0.0)
+
+
+def test_series_has_one_point_per_step() -> None:
+    store = TrafficStore()
+    store.add("gw-1", "api", Sample(at=95.0, requests=10))
+    points = store.series("api", now=100.0, window=30.0, step=10.0)
+    assert [p["rate"] for p in points] == [0.0, 0.0, 1.0]
