@@ -6,7 +6,9 @@ Everything runs under one asyncio TaskGroup; no module-level state.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import functools
 import logging
 import signal
 import time
@@ -16,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from controlplane import alerting
 from controlplane.cache import SnapshotCache
 from controlplane.cache.checkpoint import CheckpointError, load
 from controlplane.cache.quarantine import QuarantineEntry
@@ -28,6 +31,7 @@ from controlplane.sources.files import FileSource
 from controlplane.sources.registry import RegistryState
 from controlplane.sources.registry_api import RegistryService, expire_leases
 from controlplane.status.server import create_app
+from controlplane.telemetry.alerts import AlertEngine
 from controlplane.telemetry.metrics import Metrics, Readings
 from controlplane.telemetry.otel import add_collector
 from controlplane.telemetry.traffic import TrafficStore
@@ -63,10 +67,21 @@ class View:
     """The view given to the status server: reads, plus the authenticated rollback actions."""
 
     def __init__(
-        self, cache: SnapshotCache, pipeline: Pipeline, registry: NodeRegistry, metrics: Metrics, traffic: TrafficStore
+        self,
+        cache: SnapshotCache,
+        pipeline: Pipeline,
+        registry: NodeRegistry,
+        metrics: Metrics,
+        traffic: TrafficStore,
+        alerts: AlertEngine,
     ) -> None:
         self.cache, self.pipeline, self.registry, self.metrics = cache, pipeline, registry, metrics
-        self.traffic = traffic
+        self.traffic, self.alerts = traffic, alerts
+
+    def active_alerts(self) -> list[dict[str, Any]]:
+        """Firing alerts, oldest first."""
+        ordered = sorted(self.alerts.active.values(), key=lambda a: (a.since, a.name, a.labels))
+        return [{"name": a.name, "labels": dict(a.labels), "summary": a.summary, "since": a.since} for a in ordered]
 
     def services(self) -> list[dict[str, Any]]:
         """Every service: endpoints and the traffic figures the Envoys pushed (last 60s)."""
@@ -201,6 +216,8 @@ async def serve(options: ServeOptions) -> None:
     registry_pb2_grpc.add_RegistryServicer_to_server(registry_api, grpc_server)
     traffic = TrafficStore()
     add_collector(grpc_server, traffic, time.time)
+    engine = AlertEngine()
+    metrics.alert_counts = lambda: collections.Counter(a.name for a in engine.active.values())
     await grpc_server.start()
     await set_serving(health, cache.ready)
     background: set[asyncio.Task[None]] = set()
@@ -212,13 +229,19 @@ async def serve(options: ServeOptions) -> None:
 
     cache.subscribe(mark_serving)
     log.info("xDS listening on %s (port %d)", options.xds_address, port)
-    view = View(cache, pipeline, registry, metrics, traffic)
+    view = View(cache, pipeline, registry, metrics, traffic, engine)
     status = _status_server(view, options.status_address, options.admin_token)
     stop = asyncio.Event()
     _on_signals(stop)
     try:
         async with asyncio.TaskGroup() as group:
-            loops = (source.run(pipeline.submit), pipeline.run(), expire_leases(leases, registry_api))
+            gather = functools.partial(alerting.facts, discovery, pipeline, source, traffic)
+            loops = (
+                source.run(pipeline.submit),
+                pipeline.run(),
+                expire_leases(leases, registry_api),
+                alerting.watch(engine, gather, pipeline),
+            )
             tasks = [group.create_task(loop) for loop in loops]
             group.create_task(status.serve())
             await stop.wait()

@@ -19,7 +19,12 @@ pytestmark = pytest.mark.envoy
 
 
 def metrics(gw: Gateway) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    url = f"http://127.0.0.1:{gw.control_plane.status_port}/metrics"
+    return metrics_of(gw.control_plane.status_port)
+
+
+def metrics_of(status_port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics, parsed by prometheus_client's own parser."""
+    url = f"http://127.0.0.1:{status_port}/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
     return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from controlplane import model as m
 from controlplane.dsl.convert_services import build_service
+from controlplane.dsl.schema_alerts import AlertsSpec
 from controlplane.dsl.schema_common import CorsSpec, HeaderOpsSpec, RateLimitSpec
 from controlplane.dsl.schema_routes import (
     HostSpec,
@@ -15,7 +16,25 @@ from controlplane.dsl.schema_routes import (
     ValueMatchSpec,
 )
 
-__all__ = ["build_listener", "build_service"]
+__all__ = ["build_alerts", "build_listener", "build_service"]
+
+
+def build_alerts(spec: AlertsSpec) -> m.AlertRules:
+    """Alert rules from an `alerts:` block."""
+    hook = spec.webhook
+    return m.AlertRules(
+        nack=spec.nack,
+        disconnected_ms=spec.disconnected_for,
+        behind_ms=spec.behind_for,
+        no_healthy_endpoint=spec.no_healthy_endpoint,
+        error_rate_percent=spec.error_rate,
+        error_window_ms=spec.error_window,
+        p99_ms=spec.p99_ms,
+        latency_window_ms=spec.latency_window,
+        source_stale_ms=spec.source_stale_for,
+        webhook=m.Webhook(hook.url, hook.timeout, hook.retries) if hook else None,
+    )
+
 
 _VALUE_KINDS = ("exact", "prefix", "suffix", "contains", "regex", "present")
 

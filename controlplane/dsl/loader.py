@@ -8,7 +8,7 @@ from pathlib import Path as FsPath
 from pydantic import ValidationError
 
 from controlplane import model as m
-from controlplane.dsl.convert import build_listener, build_service
+from controlplane.dsl.convert import build_alerts, build_listener, build_service
 from controlplane.dsl.locate import problems_from_validation
 from controlplane.dsl.policy import AddressPolicy
 from controlplane.dsl.schema import DocumentSpec
@@ -80,6 +80,7 @@ def _build(docs: list[FileDoc]) -> m.Model:
     return m.Model(
         listeners=tuple(sorted(listeners, key=lambda x: x.name)),
         services=tuple(sorted(services, key=lambda x: x.name)),
+        alerts=next((build_alerts(d.spec.alerts) for d in docs if d.spec.alerts is not None), m.AlertRules()),
         origins=origins,
     )
 

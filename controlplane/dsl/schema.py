@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from controlplane.dsl.schema_alerts import AlertsSpec
 from controlplane.dsl.schema_common import Spec
 from controlplane.dsl.schema_routes import ListenerSpec
 from controlplane.dsl.schema_services import ServiceSpec
@@ -9,7 +10,8 @@ from controlplane.dsl.types import Name
 
 
 class DocumentSpec(Spec):
-    """A route file: listeners and the services they route to (both optional)."""
+    """A route file: listeners, the services they route to, and alert rules (all optional)."""
 
     listeners: list[ListenerSpec] = []
     services: dict[Name, ServiceSpec] = {}
+    alerts: AlertsSpec | None = None

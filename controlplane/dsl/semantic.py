@@ -43,6 +43,7 @@ class Checker:
         """All problems found, in no particular order."""
         services = self._collect_services()
         self._check_listener_names()
+        self._check_single_alerts_block()
         for doc, path, listener in self._listeners():
             self._check_listener(doc, path, listener, services)
         for doc, path, service in services.values():
@@ -74,6 +75,12 @@ class Checker:
                     continue
                 found[name] = (doc, path, service)
         return found
+
+    def _check_single_alerts_block(self) -> None:
+        with_alerts = [doc for doc in self.docs if doc.spec.alerts is not None]
+        for doc in with_alerts[1:]:
+            first = self._where(with_alerts[0], ("alerts",), key=True)
+            self.report(doc, ("alerts",), f"alerts are already defined at {first}", key=True)
 
     def _check_listener_names(self) -> None:
         seen: dict[str, str] = {}

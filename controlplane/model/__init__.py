@@ -4,6 +4,7 @@ Frozen dataclasses and tuples only: no protobuf, Kubernetes or DSL types. Durati
 milliseconds so that equality and hashing are exact and output is deterministic.
 """
 
+from controlplane.model.alerts import AlertRules, Webhook
 from controlplane.model.config import Model, Origin
 from controlplane.model.routes import (
     Cors,
@@ -37,6 +38,7 @@ from controlplane.model.services import (
 )
 
 __all__ = [
+    "AlertRules",
     "CircuitBreaker",
     "Cors",
     "DirectResponse",
@@ -64,5 +66,6 @@ __all__ = [
     "Service",
     "SlowStart",
     "VirtualHost",
+    "Webhook",
     "WeightedTarget",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from controlplane.model.alerts import AlertRules
 from controlplane.model.routes import Listener
 from controlplane.model.services import Endpoint, Service
 
@@ -24,6 +25,8 @@ class Model:
 
     listeners: tuple[Listener, ...] = ()
     services: tuple[Service, ...] = ()
+    alerts: AlertRules = field(default_factory=AlertRules)
+    """Alert rules (the defaults unless a file has an `alerts:` block)."""
     origins: dict[str, Origin] = field(default_factory=dict, compare=False, hash=False)
     """`listener/NAME` or `service/NAME` -> where it was defined."""
 

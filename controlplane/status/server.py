@@ -71,6 +71,10 @@ def create_app(view: StatusView, admin_token: str | None = None) -> FastAPI:
     async def metrics() -> Response:
         return Response(view.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    @app.get("/api/alerts")
+    async def alerts() -> list[dict[str, Any]]:
+        return view.active_alerts()
+
     @app.get("/api/services")
     async def services() -> list[dict[str, Any]]:
         return view.services()

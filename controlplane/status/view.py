@@ -17,6 +17,9 @@ class StatusView(Protocol):
     def nodes(self) -> list[dict[str, Any]]:
         """Connected Envoys and, per resource type, what they were sent and acknowledged."""
 
+    def active_alerts(self) -> list[dict[str, Any]]:
+        """Alerts firing now."""
+
     def services(self) -> list[dict[str, Any]]:
         """Every service with its endpoints and traffic figures (rate, errors, latency, series)."""
 

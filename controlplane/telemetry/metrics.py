@@ -5,7 +5,7 @@ One CollectorRegistry per process, owned by the composition root (no module-leve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -61,7 +61,9 @@ class Metrics:
             registry=r,
         )
         self.rejected = Counter("controlplane_config_rejections", "Config edits refused as invalid", registry=r)
-        r.register(_Gauges(readings))
+        self.alert_counts: Callable[[], Mapping[str, int]] = dict
+        """Firing alerts by name (set by the composition root once alerts exist)."""
+        r.register(_Gauges(readings, lambda: self.alert_counts()))
 
     def pushed(self, type_url: str) -> None:
         self.pushes.labels(short_type(type_url)).inc()
@@ -81,10 +83,14 @@ class Metrics:
 class _Gauges(Collector):
     """Gauges computed from the running system at scrape time."""
 
-    def __init__(self, readings: Readings) -> None:
-        self.readings = readings
+    def __init__(self, readings: Readings, alerts: Callable[[], Mapping[str, int]]) -> None:
+        self.readings, self.alerts = readings, alerts
 
     def collect(self) -> Iterator[Metric]:
+        firing = GaugeMetricFamily("controlplane_alerts_firing", "Alerts firing, by name", labels=["alertname"])
+        for name, count in sorted(self.alerts().items()):
+            firing.add_metric([name], count)
+        yield firing
         r = self.readings
         yield GaugeMetricFamily("controlplane_xds_connected_proxies", "Open xDS streams", value=r.connected())
         yield GaugeMetricFamily(

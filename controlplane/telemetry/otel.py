@@ -1,8 +1,9 @@
 """Receive the stats Envoys push (OTLP MetricsService/Export) and keep per-service traffic samples.
 
-Only what the status page needs is kept: per cluster, `upstream_rq_total` (requests),
-`upstream_rq_xx` with response code class 5 (errors) and the `upstream_rq_time` histogram
-(latency, milliseconds). Which Envoy sent an export comes from the metadata its bootstrap sets.
+Only what the status page and alerts need is kept: per cluster, `upstream_rq_total`
+(requests), `upstream_rq_xx` with response code class 5 (errors), the `upstream_rq_time`
+histogram (latency, milliseconds) and the `membership_healthy` gauge. Which Envoy sent an
+export comes from the metadata its bootstrap sets.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ def _take(metric: Any, found: dict[str, Sample], now: float) -> None:
         for point in metric.sum.data_points:
             if _attributes(point).get(CODE_CLASS_TAG) == "5":
                 _sample(found, point, now).errors += point.as_int
+    elif name == "cluster.membership_healthy":
+        for point in metric.gauge.data_points:
+            _sample(found, point, now).healthy = point.as_int
     elif name == "cluster.upstream_rq_time":
         for point in metric.histogram.data_points:
             sample = _sample(found, point, now)

@@ -25,6 +25,8 @@ class Sample:
     errors: int = 0
     bounds: tuple[float, ...] = ()
     buckets: tuple[int, ...] = ()
+    healthy: int | None = None
+    """Healthy endpoints the Envoy sees (its `membership_healthy` gauge), if reported."""
 
 
 @dataclass
@@ -48,6 +50,15 @@ class TrafficStore:
     def add(self, node_id: str, service: str, sample: Sample) -> None:
         key = (node_id, service)
         self.samples.setdefault(key, collections.deque(maxlen=SAMPLES_KEPT)).append(sample)
+
+    def healthy_by_node(self, service: str) -> dict[str, int]:
+        """The latest healthy-endpoint count each Envoy reported for `service`."""
+        result = {}
+        for (node, name), items in self.samples.items():
+            latest = next((s.healthy for s in reversed(items) if s.healthy is not None), None)
+            if name == service and latest is not None:
+                result[node] = latest
+        return result
 
     def services(self) -> list[str]:
         return sorted({service for _, service in self.samples})

@@ -69,6 +69,11 @@ class DiscoveryServer:
                     del self._sent_at[key]
                 log.info("stream closed: node=%s group=%s", connection.node_id, connection.node_group)
 
+    def waiting_since(self, stream_id: int) -> float | None:
+        """When the oldest response still awaiting an ACK on a stream was sent."""
+        times = [at for (sid, _), at in self._sent_at.items() if sid == stream_id]
+        return min(times) if times else None
+
     def _observe(self, connection: Connection, type_url: str, outcome: str) -> None:
         if outcome == "nack":
             self.observer.nacked(type_url)

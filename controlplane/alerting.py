@@ -1,0 +1,54 @@
+"""Alert evaluation wired to the running parts: gathers facts every second, sends changes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from controlplane.pipeline import Pipeline
+from controlplane.sources.files import FileSource
+from controlplane.telemetry.alerts import AlertEngine, Facts, NodeFacts
+from controlplane.telemetry.traffic import TrafficStore
+from controlplane.telemetry.webhook import payload, send
+from controlplane.xds.registry import Connection
+from controlplane.xds.server import DiscoveryServer
+
+INTERVAL = 1.0
+
+
+def node_facts(connection: Connection, discovery: DiscoveryServer) -> NodeFacts:
+    """NACKs still in force, and how long the oldest un-ACKed response has waited."""
+    nacks = tuple(
+        (type_url.rsplit(".", 1)[-1], state.last_nack.message)
+        for type_url, state in sorted(connection.session.states.items())
+        if state.last_nack is not None and state.last_nack.at >= state.acked_at
+    )
+    return NodeFacts(connection.node_id, nacks, discovery.waiting_since(connection.stream_id))
+
+
+def facts(discovery: DiscoveryServer, pipeline: Pipeline, source: FileSource, traffic: TrafficStore) -> Facts:
+    model = pipeline.model
+    return Facts(
+        now=time.time(),
+        nodes=tuple(node_facts(c, discovery) for c in discovery.registry.connections.values()),
+        source_checked_at=source.checked_at,
+        traffic=traffic,
+        services=tuple(s.name for s in model.services) if model else (),
+    )
+
+
+async def watch(engine: AlertEngine, gather: Any, pipeline: Pipeline) -> None:
+    """Evaluate the rules every second until cancelled; post what fired or resolved."""
+    sending: set[asyncio.Task[bool]] = set()
+    while True:
+        rules = pipeline.model.alerts if pipeline.model else None
+        if rules is not None:
+            current = gather()
+            fired, resolved = engine.evaluate(current, rules)
+            for body in (payload(fired, None) if fired else None, payload(resolved, current.now) if resolved else None):
+                if body and rules.webhook:
+                    task = asyncio.create_task(send(rules.webhook, body))
+                    sending.add(task)
+                    task.add_done_callback(sending.discard)
+        await asyncio.sleep(INTERVAL)

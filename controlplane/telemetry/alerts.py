@@ -1,0 +1,108 @@
+"""Alerts: rules evaluated every second over what the control plane knows of its Envoys.
+
+An alert fires when its condition holds, and resolves when it stops holding; both are sent to
+the webhook (Alertmanager's JSON format) and shown on /api/alerts and as a metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from controlplane.model import AlertRules
+from controlplane.telemetry.traffic import TrafficStore
+
+MIN_REQUESTS = 10
+"""A service's error rate is judged only over at least this many requests in the window."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One firing alert, identified by its name and labels."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    summary: str
+    since: float = 0.0
+
+    @property
+    def key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        return (self.name, self.labels)
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """What is known of one connected Envoy."""
+
+    node_id: str
+    nacks: tuple[tuple[str, str], ...]
+    """(resource type, Envoy's message) for each type whose latest answer was a NACK."""
+    waiting_since: float | None
+    """When its oldest un-ACKed response was sent, if any."""
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything the rules look at, gathered by the composition root."""
+
+    now: float
+    nodes: tuple[NodeFacts, ...]
+    source_checked_at: float
+    traffic: TrafficStore
+    services: tuple[str, ...]
+
+
+@dataclass
+class AlertEngine:
+    """Active alerts, and when each Envoy was last seen (to tell a disconnection)."""
+
+    active: dict[tuple[str, tuple[tuple[str, str], ...]], Alert] = field(default_factory=dict)
+    last_seen: dict[str, float] = field(default_factory=dict)
+
+    def evaluate(self, facts: Facts, rules: AlertRules) -> tuple[list[Alert], list[Alert]]:
+        """(newly firing, newly resolved) after looking at `facts`."""
+        for node in facts.nodes:
+            self.last_seen[node.node_id] = facts.now
+        holding = {a.key: a for a in self._conditions(facts, rules)}
+        fired = [Alert(a.name, a.labels, a.summary, facts.now) for k, a in holding.items() if k not in self.active]
+        resolved = [a for k, a in self.active.items() if k not in holding]
+        for alert in fired:
+            self.active[alert.key] = alert
+        for alert in resolved:
+            del self.active[alert.key]
+        return fired, resolved
+
+    def _conditions(self, facts: Facts, rules: AlertRules) -> Iterator[Alert]:
+        yield from _envoy_alerts(facts, rules, self.last_seen)
+        yield from _service_alerts(facts, rules)
+        if facts.source_checked_at and facts.now - facts.source_checked_at > rules.source_stale_ms / 1000:
+            yield Alert("SourceStale", (("source", "files"),), "the route files have not been read recently")
+
+
+def _envoy_alerts(facts: Facts, rules: AlertRules, last_seen: dict[str, float]) -> Iterator[Alert]:
+    connected = {n.node_id for n in facts.nodes}
+    for node in facts.nodes:
+        for type_name, message in node.nacks if rules.nack else ():
+            yield Alert("EnvoyRejectedConfig", (("node", node.node_id), ("type", type_name)), message)
+        if node.waiting_since is not None and facts.now - node.waiting_since > rules.behind_ms / 1000:
+            yield Alert("EnvoyBehind", (("node", node.node_id),), "has not acknowledged its last update")
+    for node_id, seen in last_seen.items():
+        if node_id not in connected and facts.now - seen > rules.disconnected_ms / 1000:
+            yield Alert("EnvoyDisconnected", (("node", node_id),), f"disconnected for {facts.now - seen:.0f}s")
+
+
+def _service_alerts(facts: Facts, rules: AlertRules) -> Iterator[Alert]:
+    for service in facts.services:
+        labels = (("service", service),)
+        if rules.error_rate_percent is not None:
+            f = facts.traffic.figures(service, facts.now, rules.error_window_ms / 1000)
+            if f.requests >= MIN_REQUESTS and f.error_rate * 100 > rules.error_rate_percent:
+                yield Alert("ServiceErrorRate", labels, f"{f.error_rate:.0%} of {f.requests} requests failed (5xx)")
+        if rules.p99_ms is not None:
+            f = facts.traffic.figures(service, facts.now, rules.latency_window_ms / 1000)
+            if f.p99_ms is not None and f.p99_ms > rules.p99_ms:
+                yield Alert("ServiceLatency", labels, f"p99 {f.p99_ms:.0f}ms above {rules.p99_ms:.0f}ms")
+        if rules.no_healthy_endpoint:
+            for node, healthy in sorted(facts.traffic.healthy_by_node(service).items()):
+                if healthy == 0:
+                    yield Alert("ServiceNoHealthyEndpoint", (*labels, ("node", node)), "no healthy endpoint")

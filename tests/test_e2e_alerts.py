@@ -1,0 +1,95 @@
+"""Alerts from real Envoy traffic and events, delivered to a webhook receiver on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e import ControlPlane, Envoy, Upstream, free_port, listener, request, stopping, wait_for
+from tests.test_e2e_monitoring import metrics_of
+
+pytestmark = pytest.mark.envoy
+
+
+class Receiver:
+    """An Alertmanager-style webhook receiver that records every alert posted to it."""
+
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, Any]] = []
+        received = self.alerts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                received.extend(json.loads(body))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def names(self, resolved: bool = False) -> set[str]:
+        return {a["labels"]["alertname"] for a in self.alerts if ("endsAt" in a) == resolved}
+
+
+def test_error_rate_nack_and_disconnection_alerts_reach_the_webhook(tmp_path: Path) -> None:
+    receiver = Receiver()
+    fine, failing = Upstream("fine").start(), Upstream("failing", failing=True).start()
+    port = free_port()
+
+    def config(extra_listener_port: int | None = None) -> str:
+        text = listener(
+            port, "      - match: {prefix: /bad}\n        to: bad\n      - match: {prefix: /}\n        to: ok\n"
+        )
+        if extra_listener_port:
+            text += (
+                f"  - name: second\n    port: {extra_listener_port}\n    address: 127.0.0.1\n"
+                "    routes:\n      - match: {prefix: /}\n        to: ok\n"
+            )
+        return text + (
+            f"services:\n  ok: {{endpoints: ['{fine.address}']}}\n  bad: {{endpoints: ['{failing.address}']}}\n"
+            f"alerts:\n  disconnected_for: 1s\n  error_rate: 20\n  error_window: 10s\n"
+            f"  webhook: {{url: '{receiver.url}', timeout: 1s, retries: 2}}\n"
+        )
+
+    cp = ControlPlane(config(), tmp_path).start()
+    envoy = Envoy(tmp_path, cp.xds_port, "gw-1", "sotw", bootstrap_args=("--stats-interval", "1s")).start()
+    with stopping(receiver, fine, failing, cp, envoy):
+        envoy.wait_listening(port)
+        wait_for(lambda: request(port)[0] == 200, what="traffic flowing")
+        assert sum(request(port, "/bad")[0] == 500 for _ in range(20)) == 20
+        firing = wait_for(
+            lambda: [a for a in cp.get("/api/alerts") if a["name"] == "ServiceErrorRate"], what="the error-rate alert"
+        )
+        assert firing[0]["labels"] == {"service": "bad"}
+        wait_for(lambda: "ServiceErrorRate" in receiver.names(), what="the webhook got it")
+        assert metrics_of(cp.status_port)[("controlplane_alerts_firing", (("alertname", "ServiceErrorRate"),))] == 1
+
+        cp.edit(config(extra_listener_port=fine.port))  # a port Envoy cannot bind: NACK
+        nack = wait_for(
+            lambda: [a for a in cp.get("/api/alerts") if a["name"] == "EnvoyRejectedConfig"], what="the NACK alert"
+        )
+        assert nack[0]["labels"] == {"node": "gw-1", "type": "Listener"}
+        assert "second" in nack[0]["summary"]  # Envoy's own message
+
+        envoy.stop()
+        wait_for(
+            lambda: any(a["name"] == "EnvoyDisconnected" for a in cp.get("/api/alerts")),
+            timeout=10,
+            what="the disconnection alert",
+        )
+        wait_for(lambda: "EnvoyDisconnected" in receiver.names(), what="the webhook got the disconnection")
