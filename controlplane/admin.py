@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from controlplane.render import dump
+from controlplane.status.states import TYPES, type_state
 
 
 def add_commands(commands: Any) -> None:
@@ -63,19 +64,6 @@ def _detail(error: urllib.error.HTTPError) -> str:
         return str(json.loads(body).get("detail", error.reason))
     except ValueError:
         return body.decode(errors="replace")[:200] or str(error.reason)
-
-
-TYPES = (("CDS", "Cluster"), ("EDS", "ClusterLoadAssignment"), ("LDS", "Listener"), ("RDS", "RouteConfiguration"))
-
-
-def type_state(state: dict[str, Any] | None) -> str:
-    """SYNCED, STALE (sent, not yet ACKed), NACKED, or NOT SENT, as istioctl proxy-status says."""
-    if state is None or not (state["acked_version"] or state["sent_version"]):
-        return "NOT SENT"
-    nack = state["last_nack"]
-    if nack and nack["at"] >= state["acked_at"]:
-        return "NACKED"
-    return "STALE" if state["in_flight"] else "SYNCED"
 
 
 def status_lines(config: dict[str, Any], nodes: list[dict[str, Any]], now: float) -> list[str]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
+import urllib.request
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,31 @@ from tests.e2e import ControlPlane, Envoy, Upstream, free_port, listener, reques
 from tests.test_e2e_monitoring import metrics_of
 
 pytestmark = pytest.mark.envoy
+
+
+class Page(HTMLParser):
+    """The text inside the page's sections (by id) and service rows (by data-service)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: dict[str, str] = collections.defaultdict(str)
+        self.rows: dict[str, str] = collections.defaultdict(str)
+        self.open: list[tuple[str, str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.open.append((tag, found.get("id") or "", found.get("data-service") or ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        for _, section, service in self.open:
+            if section:
+                self.text[section] += data
+            if service:
+                self.rows[service] += data + " "
 
 
 class Receiver:
@@ -85,6 +113,17 @@ def test_error_rate_nack_and_disconnection_alerts_reach_the_webhook(tmp_path: Pa
         )
         assert nack[0]["labels"] == {"node": "gw-1", "type": "Listener"}
         assert "second" in nack[0]["summary"]  # Envoy's own message
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{cp.status_port}/", timeout=5) as response:
+            headers, page = response.headers, response.read().decode()
+        assert "default-src 'none'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
+        parsed = Page()
+        parsed.feed(page)
+        assert "ServiceErrorRate" in parsed.text["alerts"] and "EnvoyRejectedConfig" in parsed.text["alerts"]
+        assert "gw-1" in parsed.text["nodes"] and "NACKED" in parsed.text["nodes"]
+        assert "second" in parsed.text["nodes"]  # the NACK message, as Envoy wrote it
+        assert "100.0%" in parsed.rows["bad"] and "0.0%" in parsed.rows["ok"]
 
         envoy.stop()
         wait_for(

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import hmac
+import time
 from typing import Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Response
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
+from controlplane.status.page import render
 from controlplane.status.view import StatusView
+
+SECURITY_HEADERS = {
+    # No scripts, no remote anything: the page is self-contained HTML with inline styles and SVG.
+    "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
 
 
 class RollbackRequest(BaseModel):
@@ -41,6 +54,11 @@ def create_app(view: StatusView, admin_token: str | None = None) -> FastAPI:
     """
     app = FastAPI(title="controlplane", docs_url=None, redoc_url=None)
     admin = Depends(admin_guard(admin_token))
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> HTMLResponse:
+        text = render(view.config(), view.nodes(), view.services(), view.active_alerts(), time.time())
+        return HTMLResponse(text, headers=SECURITY_HEADERS)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
