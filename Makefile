@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench protos lint typecheck unit golden clean
+.PHONY: demo test bench protos lint typecheck unit golden clean chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/controlplane demo
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) chromium lint typecheck
 	$(BIN)/pytest -q
+
+# The status page is tested in a real browser: Debian's headless Chromium, installed when missing.
+chromium:
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 # Benchmarks with real Envoy processes (minutes, not part of `make test`): bench/results/*.json and *.md.
 bench: $(STAMP)

@@ -12,7 +12,6 @@ from controlplane.telemetry.metrics import Metrics, Readings
 from tests.conftest import ROOT
 
 
-
 def exported_names() -> set[str]:
     """Metric names (with their sample suffixes) a running control plane exports."""
     metrics = Metrics(Readings(lambda: 1, lambda: 0, lambda: True, lambda: 0.0, lambda: 0, lambda: 0))

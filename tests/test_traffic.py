@@ -61,3 +61,21 @@ def test_series_has_one_point_per_step() -> None:
     store.add("gw-1", "api", Sample(at=95.0, requests=10))
     points = store.series("api", now=100.0, window=30.0, step=10.0)
     assert [p["rate"] for p in points] == [0.0, 0.0, 1.0]
+
+
+def test_a_firing_alert_keeps_its_start_and_refreshes_its_summary() -> None:
+    from controlplane.model import AlertRules
+    from controlplane.telemetry.alerts import AlertEngine, Facts
+
+    store, engine = TrafficStore(), AlertEngine()
+    rules = AlertRules(error_rate_percent=10.0)
+    store.add("gw-1", "api", Sample(at=100.0, requests=10, errors=10))
+    fired, _ = engine.evaluate(Facts(100.0, (), 0.0, store, ("api",)), rules)
+    assert [a.summary for a in fired] == ["100% of 10 requests failed (5xx)"]
+    store.add("gw-1", "api", Sample(at=101.0, requests=30, errors=10))
+    fired, resolved = engine.evaluate(Facts(101.0, (), 0.0, store, ("api",)), rules)
+    (alert,) = engine.active.values()
+    assert (fired, resolved, alert.since, alert.summary) == ([], [], 100.0, "50% of 40 requests failed (5xx)")
+    store.add("gw-1", "api", Sample(at=102.0, requests=400, errors=0))
+    _, resolved = engine.evaluate(Facts(102.0, (), 0.0, store, ("api",)), rules)
+    assert [a.name for a in resolved] == ["ServiceErrorRate"]

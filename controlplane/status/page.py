@@ -143,7 +143,9 @@ def _service_row(service: dict[str, Any]) -> str:
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f} ms"
+    if value is None:
+        return "-"
+    return f"{value:.1f} ms" if value < 10 else f"{value:.0f} ms"
 
 
 def sparkline(values: Iterable[float], color: str, width: int = 120, height: int = 24) -> str:

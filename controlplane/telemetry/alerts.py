@@ -68,6 +68,9 @@ class AlertEngine:
         resolved = [a for k, a in self.active.items() if k not in holding]
         for alert in fired:
             self.active[alert.key] = alert
+        for key, alert in holding.items():  # still firing: keep its start, refresh what it says
+            if key in self.active and self.active[key].summary != alert.summary:
+                self.active[key] = Alert(alert.name, alert.labels, alert.summary, self.active[key].since)
         for alert in resolved:
             del self.active[alert.key]
         return fired, resolved
