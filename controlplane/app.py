@@ -12,6 +12,7 @@ import functools
 import logging
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,7 @@ class View:
     ) -> None:
         self.cache, self.pipeline, self.registry, self.metrics = cache, pipeline, registry, metrics
         self.traffic, self.alerts = traffic, alerts
+        self.source_checked_at: Callable[[], float] = lambda: 0.0
 
     def active_alerts(self) -> list[dict[str, Any]]:
         """Firing alerts, oldest first."""
@@ -127,6 +129,7 @@ class View:
             "sources": state.sources,
             "problems": [str(p) for p in state.problems],
             "serving": state.serving,
+            "source_age": time.time() - self.source_checked_at() if self.source_checked_at() else None,
             "pinned": self.pipeline.pinned or "",
             "held_version": state.held_version,
             "rejected_at": state.rejected_at,
@@ -207,14 +210,14 @@ async def serve(options: ServeOptions) -> None:
     pipeline = Pipeline(cache, options.policy, options.debounce, state_dir=options.state_dir)
     source = FileSource(options.config_paths, options.poll_interval)
     leases, registry_api = _registry(pipeline, options.policy)
-    metrics = _metrics(cache, pipeline, registry, source, leases)
+    traffic = TrafficStore()
+    metrics = _metrics(cache, pipeline, registry, source, leases, traffic)
     initial = source.poll()
     if initial is None or not pipeline.apply(initial):
         _restore_or_wait(pipeline, options.state_dir)
     discovery = DiscoveryServer(cache, registry, observer=metrics)
     grpc_server, health, port = create_server(discovery, options.xds_address)
     registry_pb2_grpc.add_RegistryServicer_to_server(registry_api, grpc_server)
-    traffic = TrafficStore()
     add_collector(grpc_server, traffic, time.time)
     engine = AlertEngine()
     metrics.alert_counts = lambda: collections.Counter(a.name for a in engine.active.values())
@@ -230,6 +233,7 @@ async def serve(options: ServeOptions) -> None:
     cache.subscribe(mark_serving)
     log.info("xDS listening on %s (port %d)", options.xds_address, port)
     view = View(cache, pipeline, registry, metrics, traffic, engine)
+    view.source_checked_at = lambda: source.checked_at
     status = _status_server(view, options.status_address, options.admin_token)
     stop = asyncio.Event()
     _on_signals(stop)
@@ -253,7 +257,12 @@ async def serve(options: ServeOptions) -> None:
 
 
 def _metrics(
-    cache: SnapshotCache, pipeline: Pipeline, registry: NodeRegistry, source: FileSource, leases: RegistryState
+    cache: SnapshotCache,
+    pipeline: Pipeline,
+    registry: NodeRegistry,
+    source: FileSource,
+    leases: RegistryState,
+    traffic: TrafficStore,
 ) -> Metrics:
     """The process's metrics, reading gauges from the running parts at scrape time."""
     connections = registry.connections
@@ -264,10 +273,20 @@ def _metrics(
         source_age=lambda: time.time() - source.checked_at if source.checked_at else 0.0,
         registrations=lambda: len(leases.leases),
         quarantined=lambda: len(cache.quarantine.entries),
+        services=lambda: _service_figures(traffic),
     )
     metrics = Metrics(readings)
     pipeline.on_build, pipeline.on_reject = metrics.build.observe, metrics.rejected.inc
     return metrics
+
+
+def _service_figures(traffic: TrafficStore) -> dict[str, tuple[float, float, float | None]]:
+    now = time.time()
+    result = {}
+    for service in traffic.services():
+        f = traffic.figures(service, now, TRAFFIC_WINDOW)
+        result[service] = (f.rate, f.error_rate, f.p99_ms)
+    return result
 
 
 def _restore_or_wait(pipeline: Pipeline, state_dir: Path | None) -> None:

@@ -133,3 +133,6 @@ def test_traffic_through_envoy_shows_up_per_service(tmp_path: Path) -> None:
             {"address": ok.address, "zone": "", "priority": 0, "weight": 1, "draining": False}
         ]
         assert sum(point["rate"] for point in service["series"]) > 0
+        exported = metrics_of(cp.status_port)
+        assert exported[("controlplane_service_error_ratio", (("service", "failing"),))] == 1.0
+        assert exported[("controlplane_service_request_rate", (("service", "fine"),))] == pytest.approx(50 / 60)

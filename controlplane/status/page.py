@@ -173,6 +173,8 @@ def _config(config: dict[str, Any], now: float) -> str:
         for h in reversed((config.get("history") or [])[-8:])
     )
     sources = ", ".join(e(s) for s in config.get("sources") or []) or "-"
+    age = config.get("source_age")
+    sources += f" <span class=muted>(checked {age:.0f}s ago)</span>" if age is not None else ""
     return (
         f"<h2>Configuration</h2><p>Sources: {sources}</p>"
         + (

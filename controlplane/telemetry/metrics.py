@@ -30,6 +30,8 @@ class Readings:
     source_age: Callable[[], float]
     registrations: Callable[[], int]
     quarantined: Callable[[], int]
+    services: Callable[[], Mapping[str, tuple[float, float, float | None]]] = dict
+    """Per service, over the last minute: (requests/s, error ratio, p99 ms or None)."""
 
 
 class Metrics:
@@ -108,3 +110,17 @@ class _Gauges(Collector):
         yield GaugeMetricFamily(
             "controlplane_quarantined_resources", "Resources held back after a NACK", value=r.quarantined()
         )
+        yield from _service_gauges(r.services())
+
+
+def _service_gauges(figures: Mapping[str, tuple[float, float, float | None]]) -> Iterator[Metric]:
+    """The traffic the Envoys pushed, per upstream service, over the last minute."""
+    rate = GaugeMetricFamily("controlplane_service_request_rate", "Requests/s (last minute)", labels=["service"])
+    errors = GaugeMetricFamily("controlplane_service_error_ratio", "Share of 5xx (last minute)", labels=["service"])
+    p99 = GaugeMetricFamily("controlplane_service_latency_p99_seconds", "p99 latency (last minute)", labels=["service"])
+    for service, (requests, error_ratio, p99_ms) in sorted(figures.items()):
+        rate.add_metric([service], requests)
+        errors.add_metric([service], error_ratio)
+        if p99_ms is not None:
+            p99.add_metric([service], p99_ms / 1000)
+    yield from (rate, errors, p99)
