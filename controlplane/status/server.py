@@ -53,7 +53,15 @@ def create_app(view: StatusView, admin_token: str | None = None) -> FastAPI:
     changes (a plain `def` would run in a worker thread, racing the xDS server).
     """
     app = FastAPI(title="controlplane", docs_url=None, redoc_url=None)
-    admin = Depends(admin_guard(admin_token))
+    _add_probes(app, view)
+    _add_reads(app, view)
+    _add_history(app, view)
+    _add_actions(app, view, Depends(admin_guard(admin_token)))
+    return app
+
+
+def _add_probes(app: FastAPI, view: StatusView) -> None:
+    """The page, health and readiness, and Prometheus metrics."""
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> HTMLResponse:
@@ -70,6 +78,14 @@ def create_app(view: StatusView, admin_token: str | None = None) -> FastAPI:
         response.status_code = 200 if ready else 503
         return {"ready": ready}
 
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(view.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _add_reads(app: FastAPI, view: StatusView) -> None:
+    """The JSON API."""
+
     @app.get("/api/config")
     async def config() -> dict[str, Any]:
         return view.config()
@@ -78,6 +94,14 @@ def create_app(view: StatusView, admin_token: str | None = None) -> FastAPI:
     async def nodes() -> list[dict[str, Any]]:
         return view.nodes()
 
+    @app.get("/api/services")
+    async def services() -> list[dict[str, Any]]:
+        return view.services()
+
+    @app.get("/api/alerts")
+    async def alerts() -> list[dict[str, Any]]:
+        return view.active_alerts()
+
     @app.get("/debug/config")
     async def debug_config(node: str) -> list[dict[str, Any]]:
         found = view.debug_config(node)
@@ -85,17 +109,9 @@ def create_app(view: StatusView, admin_token: str | None = None) -> FastAPI:
             raise HTTPException(404, f"no Envoy with node id {node!r} is connected")
         return found
 
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(view.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    @app.get("/api/alerts")
-    async def alerts() -> list[dict[str, Any]]:
-        return view.active_alerts()
-
-    @app.get("/api/services")
-    async def services() -> list[dict[str, Any]]:
-        return view.services()
+def _add_history(app: FastAPI, view: StatusView) -> None:
+    """Kept versions, for `controlplane history` and `diff`."""
 
     @app.get("/api/history")
     async def history() -> list[dict[str, Any]]:
@@ -108,6 +124,10 @@ def create_app(view: StatusView, admin_token: str | None = None) -> FastAPI:
             raise HTTPException(404, f"version {version} is not in the history")
         return found
 
+
+def _add_actions(app: FastAPI, view: StatusView, admin: Any) -> None:
+    """The only state-changing calls, each behind the admin token."""
+
     @app.post("/api/rollback", dependencies=[admin])
     async def rollback(request: RollbackRequest) -> dict[str, str]:
         pinned = view.pin(request.version)
@@ -119,5 +139,3 @@ def create_app(view: StatusView, admin_token: str | None = None) -> FastAPI:
     async def lift() -> dict[str, str]:
         view.unpin()
         return {"pinned": ""}
-
-    return app
