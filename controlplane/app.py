@@ -10,7 +10,9 @@ import collections
 import contextlib
 import functools
 import logging
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -43,6 +45,8 @@ from controlplane.xds.server import DiscoveryServer
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_DEADLINE = 5.0
+"""Seconds a graceful shutdown may take (Kubernetes' default grace period is 30s)."""
 TRAFFIC_WINDOW = 60.0
 """Seconds of pushed stats behind the request rate, error rate and latency shown per service."""
 SERIES_WINDOW, SERIES_STEP = 300.0, 10.0
@@ -249,6 +253,7 @@ async def serve(options: ServeOptions) -> None:
             tasks = [group.create_task(loop) for loop in loops]
             group.create_task(status.serve())
             await stop.wait()
+            _exit_if_stuck(SHUTDOWN_DEADLINE)
             status.should_exit = True
             for task in tasks:
                 task.cancel()
@@ -315,10 +320,24 @@ def _registry(pipeline: Pipeline, policy: AddressPolicy) -> tuple[RegistryState,
 
 def _status_server(view: View, address: str, admin_token: str | None) -> uvicorn.Server:
     host, _, port = address.rpartition(":")
+    app = create_app(view, admin_token)
+    # Without a timeout uvicorn waits for every open connection to close before it exits.
     config = uvicorn.Config(
-        create_app(view, admin_token), host=host, port=int(port), log_level="warning", lifespan="off"
+        app, host=host, port=int(port), log_level="warning", lifespan="off", timeout_graceful_shutdown=2
     )
     return uvicorn.Server(config)
+
+
+def _exit_if_stuck(deadline: float) -> None:
+    """Exit anyway if a graceful shutdown has not finished within `deadline` seconds."""
+
+    def force() -> None:
+        log.error("shutdown took longer than %.0fs: exiting now", deadline)
+        os._exit(1)
+
+    timer = threading.Timer(deadline, force)
+    timer.daemon = True
+    timer.start()
 
 
 def _on_signals(stop: asyncio.Event) -> None:

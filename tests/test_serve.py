@@ -62,3 +62,21 @@ def test_the_per_type_cluster_service_answers(tmp_path: Path) -> None:
         assert asyncio.run(fetch()) == ["a", "b"]
     finally:
         cp.stop()
+
+
+def test_sigterm_exits_promptly_even_with_a_client_holding_a_connection(tmp_path: Path) -> None:
+    import http.client
+    import time
+
+    cp = ControlPlane(services_yaml("a"), tmp_path).start()
+    held = http.client.HTTPConnection("127.0.0.1", cp.status_port, timeout=5)
+    held.request("GET", "/api/config")  # keep-alive: the connection stays open after the answer
+    held.getresponse().read()
+    process = cp.process
+    assert process is not None
+    started = time.monotonic()
+    process.terminate()
+    process.wait(timeout=15)
+    cp.process = None
+    held.close()
+    assert time.monotonic() - started < 6.0
