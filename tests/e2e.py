@@ -332,8 +332,15 @@ class TcpProxy:
         self.forwarding = False
 
     def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._cancel_connections(), self.loop).result(timeout=5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
+
+    async def _cancel_connections(self) -> None:
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
 
 @dataclass

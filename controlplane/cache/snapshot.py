@@ -75,7 +75,8 @@ class Snapshot:
         for type_url in TYPE_ORDER:
             previous = reuse.types.get(type_url) if reuse else None
             items = {_name(m): _reuse_or_build(m, previous) for m in resources.get(type_url, ())}
-            types[type_url] = TypeSnapshot(type_url, items)
+            unchanged = previous is not None and _same_resources(items, previous.resources)
+            types[type_url] = previous if unchanged and previous is not None else TypeSnapshot(type_url, items)
         return cls(types)
 
     def get(self, type_url: str) -> TypeSnapshot:
@@ -85,6 +86,11 @@ class Snapshot:
     def problems(self) -> list[str]:
         """Why this snapshot must not be published (dangling EDS or RDS references); empty if none."""
         return consistency_problems({t: [r.message for r in ts.resources.values()] for t, ts in self.types.items()})
+
+
+def _same_resources(items: Mapping[str, Resource], previous: Mapping[str, Resource]) -> bool:
+    """Whether `items` are exactly the resource objects of `previous` (so its version stands)."""
+    return len(items) == len(previous) and all(previous.get(name) is r for name, r in items.items())
 
 
 def _name(message: Any) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from controlplane.model.hashing import cached_hash
+
 
 @dataclass(frozen=True)
 class HeaderMatch:
@@ -149,6 +151,8 @@ class Cors:
 class Route:
     """One routing rule; exactly one of `targets`, `redirect`, `direct_response` is set."""
 
+    __hash__ = cached_hash
+
     match: Match
     name: str = ""
     targets: tuple[WeightedTarget, ...] = ()
@@ -171,6 +175,8 @@ class Route:
 @dataclass(frozen=True)
 class VirtualHost:
     """A set of domains and the ordered routes that serve them (first match wins)."""
+
+    __hash__ = cached_hash
 
     name: str
     domains: tuple[str, ...]
@@ -199,6 +205,8 @@ class HttpOptions:
 @dataclass(frozen=True)
 class Listener:
     """A port Envoy listens on, serving HTTP by its virtual hosts."""
+
+    __hash__ = cached_hash
 
     name: str
     port: int

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from controlplane.model.hashing import cached_hash
+
 
 class LbPolicy(StrEnum):
     """How Envoy picks an endpoint among the healthy ones of a priority."""
@@ -27,6 +29,8 @@ class Protocol(StrEnum):
 @dataclass(frozen=True, order=True)
 class Endpoint:
     """One upstream address."""
+
+    __hash__ = cached_hash
 
     host: str
     """IPv4 or IPv6 address (no brackets)."""
@@ -122,6 +126,8 @@ class SlowStart:
 @dataclass(frozen=True)
 class Service:
     """An upstream service; becomes one Envoy cluster and one ClusterLoadAssignment."""
+
+    __hash__ = cached_hash
 
     name: str
     endpoints: tuple[Endpoint, ...] = ()

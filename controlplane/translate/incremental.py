@@ -64,7 +64,12 @@ class IncrementalTranslator:
 
 
 def _without_endpoints(service: Service) -> Service:
-    return dataclasses.replace(service, endpoints=())
+    """The service minus its endpoints: what its Cluster depends on (kept on the object)."""
+    cached: Service | None = service.__dict__.get("_without_endpoints")
+    if cached is None:
+        cached = dataclasses.replace(service, endpoints=())
+        object.__setattr__(service, "_without_endpoints", cached)
+    return cached
 
 
 def referenced_services(listeners: Iterable[Listener]) -> set[str]:
