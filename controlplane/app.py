@@ -27,6 +27,7 @@ from controlplane.cache.checkpoint import CheckpointError, load
 from controlplane.cache.quarantine import QuarantineEntry
 from controlplane.dsl import AddressPolicy
 from controlplane.errors import Problem
+from controlplane.fileio import write_atomically
 from controlplane.pipeline import Debounce, Pipeline
 from controlplane.registry.v1 import registry_pb2_grpc
 from controlplane.render import resources_to_data
@@ -45,6 +46,7 @@ from controlplane.xds.server import DiscoveryServer
 
 log = logging.getLogger(__name__)
 
+REGISTRY_FILE = "registry.json"
 SHUTDOWN_DEADLINE = 5.0
 """Seconds a graceful shutdown may take (Kubernetes' default grace period is 30s)."""
 TRAFFIC_WINDOW = 60.0
@@ -213,7 +215,7 @@ async def serve(options: ServeOptions) -> None:
     cache, registry = SnapshotCache(), NodeRegistry()
     pipeline = Pipeline(cache, options.policy, options.debounce, state_dir=options.state_dir)
     source = FileSource(options.config_paths, options.poll_interval)
-    leases, registry_api = _registry(pipeline, options.policy)
+    leases, registry_api = _registry(pipeline, options.policy, options.state_dir)
     traffic = TrafficStore()
     metrics = _metrics(cache, pipeline, registry, source, leases, traffic)
     initial = source.poll()
@@ -308,14 +310,33 @@ def _restore_or_wait(pipeline: Pipeline, state_dir: Path | None) -> None:
     pipeline.restore(checkpoint)
 
 
-def _registry(pipeline: Pipeline, policy: AddressPolicy) -> tuple[RegistryState, RegistryService]:
-    """The registry source, feeding its endpoints to the pipeline on every change."""
+def _registry(
+    pipeline: Pipeline, policy: AddressPolicy, state_dir: Path | None
+) -> tuple[RegistryState, RegistryService]:
+    """The registry source, feeding its endpoints to the pipeline on every change.
+
+    With a state directory, leases survive a restart: registered endpoints stay in every Envoy
+    instead of vanishing until their clients renew.
+    """
 
     def declared() -> frozenset[str]:
         return pipeline.model.registry_services() if pipeline.model else frozenset()
 
     state = RegistryState(policy, declared)
-    return state, RegistryService(state, lambda: pipeline.submit_discovered(state.endpoints()))
+    saved = state_dir / REGISTRY_FILE if state_dir else None
+    if saved is not None and saved.exists():
+        try:
+            log.info("restored %d registry leases from %s", state.restore(saved.read_text("utf-8"), time.time()), saved)
+            pipeline.discovered = state.endpoints()
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            log.error("registry leases in %s ignored: %s", saved, exc)
+
+    def changed() -> None:
+        pipeline.submit_discovered(state.endpoints())
+        if saved is not None:
+            write_atomically(saved, state.dump())
+
+    return state, RegistryService(state, changed)
 
 
 def _status_server(view: View, address: str, admin_token: str | None) -> uvicorn.Server:

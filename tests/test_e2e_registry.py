@@ -145,3 +145,29 @@ def test_a_thousand_endpoint_changes_in_ten_seconds_cost_few_pushes(tmp_path: Pa
         print(f"1000 changes in {last_change - started:.1f}s -> {pushes} EDS updates; exact {exact_after:.3f}s after")
         assert exact_after < 1.0
         assert pushes <= 100
+
+
+def test_registered_endpoints_survive_a_control_plane_restart(tmp_path: Path) -> None:
+    from tests.e2e import ControlPlane, Envoy, free_port
+    from tests.test_e2e_resilience import Load
+
+    vm = Upstream("vm").start()
+    port = free_port()
+    state = tmp_path / "state"
+    cp = ControlPlane(routes(port), tmp_path, extra_args=("--state-dir", str(state))).start()
+    envoy = Envoy(tmp_path, cp.xds_port, "gw-1", "delta").start()
+    with stopping(vm, cp, envoy):
+        envoy.wait_listening(port)
+        joiner = register_process(vm, Gateway(cp, envoy, port), "--ttl", "30s")  # renews only every 10s
+        try:
+            wait_for(lambda: request(port)[1] == "vm", what="the registered endpoint serving")
+            with Load(port, rate=200) as load:
+                cp.kill()
+                cp.start()
+                endpoints = [e["address"] for s in cp.get("/api/services") for e in s["endpoints"]]
+                time.sleep(1.0)
+            assert endpoints == [vm.address]  # back at once, long before the client's next renewal
+            assert load.failures() == []
+        finally:
+            joiner.terminate()
+            joiner.wait(timeout=10)

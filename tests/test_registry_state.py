@@ -110,3 +110,16 @@ def test_static_services_are_left_alone() -> None:
     assert model.registry_services() == frozenset({"dyn"})
     merged = model.with_discovered({"static": (Endpoint("10.0.0.1", 1),), "dyn": (Endpoint("10.0.0.2", 2),)})
     assert [s.endpoints for s in merged.services] == [(Endpoint("10.0.0.2", 2),), (Endpoint("10.0.0.9", 80),)]
+
+
+def test_leases_survive_a_restart_with_one_full_ttl() -> None:
+    before = state()
+    live = before.register(ok(ttl_ms=5000, metadata=(("v", "2"),)), now=100.0)
+    gone = before.register(ok(address="10.0.0.3"), now=100.0)
+    before.deregister(gone.lease_id, drain_ms=1000, now=101.0)  # drain ends at 102
+    after = state()
+    assert after.restore(before.dump(), now=200.0) == 1  # the finished drain is dropped
+    restored = after.leases[live.lease_id]
+    assert (restored.expires_at, restored.metadata) == (205.0, (("v", "2"),))
+    after.renew(live.lease_id, now=201.0)  # the client renews on the new process as before
+    assert [e.host for e in after.endpoints()["billing"]] == ["10.0.0.1"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 
 from controlplane.cache.snapshot import Resource, Snapshot, TypeSnapshot
+from controlplane.fileio import write_atomically
 from controlplane.translate import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 
 FORMAT = 1
@@ -57,14 +57,8 @@ def save(directory: Path, checkpoint: Checkpoint) -> Path:
         "groups": {group: _encode(snapshot) for group, snapshot in sorted(checkpoint.groups.items())},
     }
     text = json.dumps({"sha256": _digest(body), **body}, sort_keys=True)
-    directory.mkdir(parents=True, exist_ok=True)
-    final, temporary = directory / FILE_NAME, directory / f".{FILE_NAME}.tmp"
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(final)
-    _fsync_directory(directory)
+    final = directory / FILE_NAME
+    write_atomically(final, text)
     return final
 
 
@@ -106,11 +100,3 @@ def _decode(types: Mapping[str, Mapping[str, str]]) -> Snapshot:
 
 def _digest(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

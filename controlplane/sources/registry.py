@@ -7,7 +7,9 @@ registrations into model endpoints of services declared with `discovery: registr
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -139,6 +141,27 @@ class RegistryState:
             )
             found.setdefault(r.service, []).append(endpoint)
         return {name: tuple(sorted(set(items))) for name, items in found.items()}
+
+    def dump(self) -> str:
+        """The leases as JSON, for `--state-dir` (renewals are not written: see `restore`)."""
+        return json.dumps([dataclasses.asdict(lease) for lease in self.registrations()], sort_keys=True)
+
+    def restore(self, text: str, now: float) -> int:
+        """Leases saved by `dump`, after a restart; returns how many were restored.
+
+        Renewals are not saved, so a saved expiry may be stale: each live lease gets one full
+        TTL from now. A client still running renews well within it; a dead one's endpoint
+        leaves one TTL after the restart, as it would have without one. Drains keep their end.
+        """
+        for item in json.loads(text):
+            lease = Registration(**{**item, "metadata": tuple(tuple(kv) for kv in item["metadata"])})
+            if lease.draining and lease.expires_at <= now:
+                continue
+            if not lease.draining:
+                lease = replace(lease, expires_at=now + lease.ttl_ms / 1000)
+            self.leases[lease.lease_id] = lease
+        self.version += 1
+        return len(self.leases)
 
     def registrations(self, service: str = "") -> list[Registration]:
         """Current registrations, of one service or all, in a stable order."""
