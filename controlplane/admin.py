@@ -14,6 +14,7 @@ from typing import Any
 
 from controlplane.render import dump
 from controlplane.status.states import TYPES, type_state
+from controlplane.translate.common import short_type
 
 
 def add_commands(commands: Any) -> None:
@@ -76,7 +77,7 @@ def status_lines(config: dict[str, Any], nodes: list[dict[str, Any]], now: float
     header = ["NODE", "CLUSTER", "ENVOY", "API", *(short for short, _ in TYPES), "CONNECTED"]
     rows = [header]
     for node in sorted(nodes, key=lambda n: n["node_id"]):
-        by_type = {t["type_url"].rsplit(".", 1)[-1]: t for t in node["types"]}
+        by_type = {short_type(t["type_url"]): t for t in node["types"]}
         states = [type_state(by_type.get(long)) for _, long in TYPES]
         age = f"{int(now - node['connected_at'])}s"
         rows.append([node["node_id"], node["node_cluster"], node["envoy_version"] or "-", node["api"], *states, age])

@@ -11,6 +11,7 @@ from controlplane.sources.files import FileSource
 from controlplane.telemetry.alerts import AlertEngine, Facts, NodeFacts
 from controlplane.telemetry.traffic import TrafficStore
 from controlplane.telemetry.webhook import payload, send
+from controlplane.translate.common import short_type
 from controlplane.xds.registry import Connection
 from controlplane.xds.server import DiscoveryServer
 
@@ -20,7 +21,7 @@ INTERVAL = 1.0
 def node_facts(connection: Connection, discovery: DiscoveryServer) -> NodeFacts:
     """NACKs still in force, and how long the oldest un-ACKed response has waited."""
     nacks = tuple(
-        (type_url.rsplit(".", 1)[-1], state.last_nack.message)
+        (short_type(type_url), state.last_nack.message)
         for type_url, state in sorted(connection.session.states.items())
         if state.last_nack is not None and state.last_nack.at >= state.acked_at
     )

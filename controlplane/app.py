@@ -14,23 +14,19 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 
 from controlplane import alerting
 from controlplane.cache import SnapshotCache
 from controlplane.cache.checkpoint import CheckpointError, load
-from controlplane.cache.quarantine import QuarantineEntry
 from controlplane.dsl import AddressPolicy
 from controlplane.errors import Problem
 from controlplane.fileio import write_atomically
 from controlplane.pipeline import Debounce, Pipeline
 from controlplane.registry.v1 import registry_pb2_grpc
-from controlplane.render import resources_to_data
 from controlplane.sources.files import FileSource
 from controlplane.sources.registry import RegistryState
 from controlplane.sources.registry_api import RegistryService, expire_leases
@@ -39,7 +35,7 @@ from controlplane.telemetry.alerts import AlertEngine
 from controlplane.telemetry.metrics import Metrics, Readings
 from controlplane.telemetry.otel import add_collector
 from controlplane.telemetry.traffic import TrafficStore
-from controlplane.translate import LISTENER_TYPE, ROUTE_TYPE
+from controlplane.view import TRAFFIC_WINDOW, View
 from controlplane.xds.grpc_server import create_server, set_serving
 from controlplane.xds.registry import NodeRegistry
 from controlplane.xds.server import DiscoveryServer
@@ -49,9 +45,6 @@ log = logging.getLogger(__name__)
 REGISTRY_FILE = "registry.json"
 SHUTDOWN_DEADLINE = 5.0
 """Seconds a graceful shutdown may take (Kubernetes' default grace period is 30s)."""
-TRAFFIC_WINDOW = 60.0
-"""Seconds of pushed stats behind the request rate, error rate and latency shown per service."""
-SERIES_WINDOW, SERIES_STEP = 300.0, 10.0
 
 
 @dataclass(frozen=True)
@@ -68,146 +61,6 @@ class ServeOptions:
     """Where checkpoints are kept; None: no checkpoints."""
     admin_token: str | None = None
     """Bearer token for state-changing API calls (rollback); None: they are refused."""
-
-
-class View:
-    """The view given to the status server: reads, plus the authenticated rollback actions."""
-
-    def __init__(
-        self,
-        cache: SnapshotCache,
-        pipeline: Pipeline,
-        registry: NodeRegistry,
-        metrics: Metrics,
-        traffic: TrafficStore,
-        alerts: AlertEngine,
-    ) -> None:
-        self.cache, self.pipeline, self.registry, self.metrics = cache, pipeline, registry, metrics
-        self.traffic, self.alerts = traffic, alerts
-        self.source_checked_at: Callable[[], float] = lambda: 0.0
-
-    def active_alerts(self) -> list[dict[str, Any]]:
-        """Firing alerts, oldest first."""
-        ordered = sorted(self.alerts.active.values(), key=lambda a: (a.since, a.name, a.labels))
-        return [{"name": a.name, "labels": dict(a.labels), "summary": a.summary, "since": a.since} for a in ordered]
-
-    def services(self) -> list[dict[str, Any]]:
-        """Every service: endpoints and the traffic figures the Envoys pushed (last 60s)."""
-        model = self.pipeline.model
-        if model is None:
-            return []
-        now = time.time()
-        result = []
-        for service in model.with_discovered(self.pipeline.discovered).services:
-            figures = self.traffic.figures(service.name, now, TRAFFIC_WINDOW)
-            result.append(
-                {
-                    "name": service.name,
-                    "lb": service.lb.value,
-                    "discovery": service.discovery,
-                    "endpoints": [
-                        {
-                            "address": f"{e.host}:{e.port}",
-                            "zone": e.zone,
-                            "priority": e.priority,
-                            "weight": e.weight,
-                            "draining": e.draining,
-                        }
-                        for e in service.endpoints
-                    ],
-                    "traffic": asdict(figures),
-                    "series": self.traffic.series(service.name, now, SERIES_WINDOW, SERIES_STEP),
-                }
-            )
-        return result
-
-    def metrics_text(self) -> bytes:
-        return self.metrics.render()
-
-    def ready(self) -> bool:
-        return self.cache.ready
-
-    def config(self) -> dict[str, Any]:
-        state = self.pipeline.state
-        return {
-            "version": state.version,
-            "applied_at": state.applied_at,
-            "sources": state.sources,
-            "problems": [str(p) for p in state.problems],
-            "serving": state.serving,
-            "source_age": time.time() - self.source_checked_at() if self.source_checked_at() else None,
-            "pinned": self.pipeline.pinned or "",
-            "held_version": state.held_version,
-            "rejected_at": state.rejected_at,
-            "history": [{"at": at, "version": v} for at, v in state.history],
-            "quarantined": [self._quarantined(e) for e in self.cache.quarantine.entries.values()],
-        }
-
-    def debug_config(self, node_id: str) -> list[dict[str, Any]]:
-        """What each stream of `node_id` was sent and accepted, with the accepted resources."""
-        result = []
-        for c in self.registry.connections.values():
-            if c.node_id != node_id:
-                continue
-            types = []
-            for status in c.session.status():
-                acked = c.session.states[status.type_url].acked
-                messages = {status.type_url: tuple(r.message for r in acked.values())}
-                types.append({**asdict(status), "accepted": next(iter(resources_to_data(messages).values()))})
-            result.append({"node_id": c.node_id, "node_cluster": c.node_group, "api": c.api, "types": types})
-        return result
-
-    def history(self) -> list[dict[str, Any]]:
-        pinned = self.pipeline.pinned
-        return [
-            {"version": e.version, "at": e.at, "pinned": e.version == pinned} for e in self.pipeline.history.entries
-        ]
-
-    def history_config(self, version: str, node_cluster: str) -> dict[str, Any] | None:
-        entry = self.pipeline.history.find(version)
-        if entry is None:
-            return None
-        snapshot = entry.groups.get(node_cluster, entry.groups[""])
-        resources = {t: tuple(r.message for r in ts.resources.values()) for t, ts in snapshot.types.items()}
-        return {"version": entry.version, "at": entry.at, "resources": resources_to_data(resources)}
-
-    def pin(self, version: str) -> str | None:
-        return self.pipeline.pin(version)
-
-    def unpin(self) -> None:
-        self.pipeline.unpin()
-
-    def _quarantined(self, entry: QuarantineEntry) -> dict[str, Any]:
-        """A quarantine entry with where its resource comes from (`file:line`)."""
-        kind = "listener" if entry.type_url in (LISTENER_TYPE, ROUTE_TYPE) else "service"
-        model = self.pipeline.model
-        origin = model.origins.get(f"{kind}/{entry.name}") if model else None
-        return {
-            "node_group": entry.group,
-            "type": entry.type_url.rsplit(".", 1)[-1],
-            "name": entry.name,
-            "source": f"{origin.source}:{origin.line}" if origin else "",
-            "message": entry.message,
-            "node_id": entry.node_id,
-            "kept": "last accepted version" if entry.fallback else "not sent",
-        }
-
-    def nodes(self) -> list[dict[str, Any]]:
-        result = []
-        for c in self.registry.connections.values():
-            types = [asdict(s) for s in c.session.status()]
-            result.append(
-                {
-                    "node_id": c.node_id,
-                    "node_cluster": c.node_group,
-                    "envoy_version": c.envoy_version,
-                    "peer": c.peer,
-                    "api": c.api,
-                    "connected_at": c.connected_at,
-                    "types": types,
-                }
-            )
-        return result
 
 
 async def serve(options: ServeOptions) -> None:

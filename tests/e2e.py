@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.conftest import ROOT, find_envoy
 
 _base_ids = itertools.count(os.getpid() % 10_000 * 10)
@@ -389,3 +391,51 @@ def stopping(*things: Any) -> Iterator[None]:
     finally:
         for thing in reversed(things):
             thing.stop()
+
+
+class Load:
+    """Steady traffic from a few threads (at most `rate` requests/s); records every outcome."""
+
+    def __init__(self, port: int, threads: int = 3, rate: float = 0.0) -> None:
+        self.port = port
+        self.pause = threads / rate if rate else 0.0
+        self.results: list[tuple[int, str]] = []
+        self.stop = threading.Event()
+        self.workers = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self.stop.is_set():
+            try:
+                status, upstream, _ = request(self.port)
+            except OSError as exc:
+                status, upstream = 0, type(exc).__name__
+            self.results.append((status, upstream))
+            if self.pause:  # keep to a schedule, so the rate holds whatever a request takes
+                next_at += self.pause
+                self.stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def __enter__(self) -> Load:
+        for worker in self.workers:
+            worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for worker in self.workers:
+            worker.join(timeout=10)
+
+    def failures(self) -> list[tuple[int, str]]:
+        return [r for r in self.results if r[0] != 200]
+
+
+def metrics_of(status_port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of /metrics, parsed by prometheus_client's own parser."""
+    url = f"http://127.0.0.1:{status_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import ControlPlane, Envoy, Upstream, free_port, listener, request, stopping, wait_for
-from tests.test_e2e_monitoring import metrics_of
+from tests.e2e import ControlPlane, Envoy, Upstream, free_port, listener, metrics_of, request, stopping, wait_for
 
 pytestmark = pytest.mark.envoy
 

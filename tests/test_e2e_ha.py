@@ -7,9 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import ControlPlane, Envoy, TcpProxy, Upstream, free_port, listener, request, stopping, wait_for
+from tests.e2e import (
+    ControlPlane,
+    Envoy,
+    Load,
+    TcpProxy,
+    Upstream,
+    free_port,
+    listener,
+    request,
+    stopping,
+    wait_for,
+)
 from tests.synthetic import Fleet
-from tests.test_e2e_resilience import Load
 
 pytestmark = pytest.mark.envoy
 

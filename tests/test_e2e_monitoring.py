@@ -4,34 +4,32 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import grpc
 import pytest
 from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT
-from tests.e2e import ControlPlane, Envoy, Gateway, Upstream, free_port, gateway, listener, request, stopping, wait_for
+from tests.e2e import (
+    ControlPlane,
+    Envoy,
+    Gateway,
+    Upstream,
+    free_port,
+    gateway,
+    listener,
+    metrics_of,
+    request,
+    stopping,
+    wait_for,
+)
 
 pytestmark = pytest.mark.envoy
 
 
 def metrics(gw: Gateway) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return metrics_of(gw.control_plane.status_port)
-
-
-def metrics_of(status_port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of /metrics, parsed by prometheus_client's own parser."""
-    url = f"http://127.0.0.1:{status_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def status_table(gw: Gateway) -> str:

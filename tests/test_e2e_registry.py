@@ -13,8 +13,19 @@ import pytest
 
 from controlplane.registry.v1 import registry_pb2, registry_pb2_grpc
 from tests.conftest import ROOT
-from tests.e2e import Gateway, Upstream, gateway, listener, request, stopping, wait_for
-from tests.test_e2e_resilience import Load
+from tests.e2e import (
+    ControlPlane,
+    Envoy,
+    Gateway,
+    Load,
+    Upstream,
+    free_port,
+    gateway,
+    listener,
+    request,
+    stopping,
+    wait_for,
+)
 
 pytestmark = pytest.mark.envoy
 
@@ -148,9 +159,6 @@ def test_a_thousand_endpoint_changes_in_ten_seconds_cost_few_pushes(tmp_path: Pa
 
 
 def test_registered_endpoints_survive_a_control_plane_restart(tmp_path: Path) -> None:
-    from tests.e2e import ControlPlane, Envoy, free_port
-    from tests.test_e2e_resilience import Load
-
     vm = Upstream("vm").start()
     port = free_port()
     state = tmp_path / "state"

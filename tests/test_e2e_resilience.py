@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.e2e import Upstream, gateway, listener, request, stopping, wait_for
+from tests.e2e import Load, Upstream, gateway, listener, stopping, wait_for
 
 pytestmark = pytest.mark.envoy
 
@@ -17,42 +16,6 @@ pytestmark = pytest.mark.envoy
 @pytest.fixture(params=["sotw", "delta"])
 def api(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-class Load:
-    """Steady traffic from a few threads (at most `rate` requests/s); records every outcome."""
-
-    def __init__(self, port: int, threads: int = 3, rate: float = 0.0) -> None:
-        self.port = port
-        self.pause = threads / rate if rate else 0.0
-        self.results: list[tuple[int, str]] = []
-        self.stop = threading.Event()
-        self.workers = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def _run(self) -> None:
-        next_at = time.monotonic()
-        while not self.stop.is_set():
-            try:
-                status, upstream, _ = request(self.port)
-            except OSError as exc:
-                status, upstream = 0, type(exc).__name__
-            self.results.append((status, upstream))
-            if self.pause:  # keep to a schedule, so the rate holds whatever a request takes
-                next_at += self.pause
-                self.stop.wait(max(0.0, next_at - time.monotonic()))
-
-    def __enter__(self) -> Load:
-        for worker in self.workers:
-            worker.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for worker in self.workers:
-            worker.join(timeout=10)
-
-    def failures(self) -> list[tuple[int, str]]:
-        return [r for r in self.results if r[0] != 200]
 
 
 def _two_services(old: Upstream, new: Upstream, target: str, port: int) -> str:

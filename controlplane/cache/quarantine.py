@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from controlplane.cache.snapshot import Resource, Snapshot, TypeSnapshot
+from controlplane.translate.common import short_type
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class Quarantine:
                 added = True
                 log.error(
                     "quarantined %s %s for node group %r: %s",
-                    entry.type_url.rsplit(".", 1)[-1],
+                    short_type(entry.type_url),
                     entry.name,
                     entry.group,
                     entry.message,
@@ -66,9 +67,7 @@ class Quarantine:
             if current is None or current.version != entry.rejected_version:
                 del self.entries[key]
                 self.generation += 1
-                log.info(
-                    "quarantine of %s %s lifted: the source changed it", entry.type_url.rsplit(".", 1)[-1], entry.name
-                )
+                log.info("quarantine of %s %s lifted: the source changed it", short_type(entry.type_url), entry.name)
 
     def overlay(self, group: str, snapshot: Snapshot) -> Snapshot:
         """`snapshot` with the group's quarantined resources replaced by their fallbacks."""

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from controlplane.status.states import TYPES, type_state
+from controlplane.translate.common import short_type
 
 REFRESH_SECONDS = 5
 STYLE = """
@@ -88,7 +89,7 @@ def _nodes(nodes: list[dict[str, Any]], now: float) -> str:
     )
     rows = []
     for node in sorted(nodes, key=lambda n: n["node_id"]):
-        by_type = {t["type_url"].rsplit(".", 1)[-1]: t for t in node["types"]}
+        by_type = {short_type(t["type_url"]): t for t in node["types"]}
         cells = "".join(_type_cell(by_type.get(long), type_state(by_type.get(long))) for _, long in TYPES)
         nack = next((t["last_nack"]["message"] for t in node["types"] if t["last_nack"]), "")
         rows.append(

@@ -12,12 +12,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from controlplane.translate.common import short_type
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-def short_type(type_url: str) -> str:
-    """`type.googleapis.com/envoy.config.cluster.v3.Cluster` -> `Cluster`."""
-    return type_url.rsplit(".", 1)[-1]
 
 
 @dataclass(frozen=True)

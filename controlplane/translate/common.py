@@ -13,6 +13,12 @@ ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 ENDPOINT_TYPE = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 
+
+def short_type(type_url: str) -> str:
+    """`type.googleapis.com/envoy.config.cluster.v3.Cluster` -> `Cluster`, for logs and pages."""
+    return type_url.rsplit(".", 1)[-1]
+
+
 EDGE_BUFFER_LIMIT_BYTES = 32 * 1024
 """Per-connection buffer limit Envoy's edge best practices recommend for listeners and clusters."""
 

@@ -17,6 +17,7 @@ import grpc
 
 from controlplane.cache import SnapshotCache
 from controlplane.cache.quarantine import QuarantineEntry
+from controlplane.translate.common import short_type
 from controlplane.xds.registry import Connection, NodeRegistry
 from controlplane.xds.session import Session
 from controlplane.xds.types import NoObserver, Observer
@@ -95,7 +96,7 @@ class DiscoveryServer:
         log.debug(
             "%s <- %s %s nonce=%s %s",
             connection.node_id,
-            _short(request.type_url),
+            short_type(request.type_url),
             outcome,
             request.response_nonce,
             _names(request),
@@ -108,7 +109,7 @@ class DiscoveryServer:
             log.warning(
                 "NACK from node=%s type=%s version=%s (not re-sent): %s",
                 connection.node_id,
-                request.type_url.rsplit(".", 1)[-1],
+                short_type(request.type_url),
                 nack.version,
                 nack.message,
             )
@@ -123,7 +124,7 @@ class DiscoveryServer:
             self.observer.pushed(r.type_url)
             self._sent_at[(connection.stream_id, r.type_url)] = self.clock()
             log.debug(
-                "%s -> %s nonce=%s resources=%d", connection.node_id, _short(r.type_url), r.nonce, len(r.resources)
+                "%s -> %s nonce=%s resources=%d", connection.node_id, short_type(r.type_url), r.nonce, len(r.resources)
             )
         return responses
 
@@ -153,10 +154,6 @@ def quarantine_entries(connection: Connection, type_url: str, state: Any, nack: 
 def mentions(message: str, name: str) -> bool:
     """Whether `name` appears in `message` as a whole word (resource names may hold . - _)."""
     return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", message) is not None
-
-
-def _short(type_url: str) -> str:
-    return type_url.rsplit(".", 1)[-1]
 
 
 def _names(request: Any) -> str:

@@ -1,0 +1,167 @@
+"""The view of the running system that the status server is given.
+
+It reads the cache, pipeline, stream registry, metrics, traffic store and alert engine, and
+offers the only actions the status API may take (rollback and lifting it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from controlplane.cache import SnapshotCache
+from controlplane.cache.quarantine import QuarantineEntry
+from controlplane.pipeline import Pipeline
+from controlplane.render import resources_to_data
+from controlplane.telemetry.alerts import AlertEngine
+from controlplane.telemetry.metrics import Metrics
+from controlplane.telemetry.traffic import TrafficStore
+from controlplane.translate import LISTENER_TYPE, ROUTE_TYPE
+from controlplane.translate.common import short_type
+from controlplane.xds.registry import NodeRegistry
+
+TRAFFIC_WINDOW = 60.0
+"""Seconds of pushed stats behind the request rate, error rate and latency shown per service."""
+SERIES_WINDOW, SERIES_STEP = 300.0, 10.0
+
+
+class View:
+    """The view given to the status server: reads, plus the authenticated rollback actions."""
+
+    def __init__(
+        self,
+        cache: SnapshotCache,
+        pipeline: Pipeline,
+        registry: NodeRegistry,
+        metrics: Metrics,
+        traffic: TrafficStore,
+        alerts: AlertEngine,
+    ) -> None:
+        self.cache, self.pipeline, self.registry, self.metrics = cache, pipeline, registry, metrics
+        self.traffic, self.alerts = traffic, alerts
+        self.source_checked_at: Callable[[], float] = lambda: 0.0
+
+    def active_alerts(self) -> list[dict[str, Any]]:
+        """Firing alerts, oldest first."""
+        ordered = sorted(self.alerts.active.values(), key=lambda a: (a.since, a.name, a.labels))
+        return [{"name": a.name, "labels": dict(a.labels), "summary": a.summary, "since": a.since} for a in ordered]
+
+    def services(self) -> list[dict[str, Any]]:
+        """Every service: endpoints and the traffic figures the Envoys pushed (last 60s)."""
+        model = self.pipeline.model
+        if model is None:
+            return []
+        now = time.time()
+        result = []
+        for service in model.with_discovered(self.pipeline.discovered).services:
+            figures = self.traffic.figures(service.name, now, TRAFFIC_WINDOW)
+            result.append(
+                {
+                    "name": service.name,
+                    "lb": service.lb.value,
+                    "discovery": service.discovery,
+                    "endpoints": [
+                        {
+                            "address": f"{e.host}:{e.port}",
+                            "zone": e.zone,
+                            "priority": e.priority,
+                            "weight": e.weight,
+                            "draining": e.draining,
+                        }
+                        for e in service.endpoints
+                    ],
+                    "traffic": asdict(figures),
+                    "series": self.traffic.series(service.name, now, SERIES_WINDOW, SERIES_STEP),
+                }
+            )
+        return result
+
+    def metrics_text(self) -> bytes:
+        return self.metrics.render()
+
+    def ready(self) -> bool:
+        return self.cache.ready
+
+    def config(self) -> dict[str, Any]:
+        state = self.pipeline.state
+        return {
+            "version": state.version,
+            "applied_at": state.applied_at,
+            "sources": state.sources,
+            "problems": [str(p) for p in state.problems],
+            "serving": state.serving,
+            "source_age": time.time() - self.source_checked_at() if self.source_checked_at() else None,
+            "pinned": self.pipeline.pinned or "",
+            "held_version": state.held_version,
+            "rejected_at": state.rejected_at,
+            "history": [{"at": at, "version": v} for at, v in state.history],
+            "quarantined": [self._quarantined(e) for e in self.cache.quarantine.entries.values()],
+        }
+
+    def debug_config(self, node_id: str) -> list[dict[str, Any]]:
+        """What each stream of `node_id` was sent and accepted, with the accepted resources."""
+        result = []
+        for c in self.registry.connections.values():
+            if c.node_id != node_id:
+                continue
+            types = []
+            for status in c.session.status():
+                acked = c.session.states[status.type_url].acked
+                messages = {status.type_url: tuple(r.message for r in acked.values())}
+                types.append({**asdict(status), "accepted": next(iter(resources_to_data(messages).values()))})
+            result.append({"node_id": c.node_id, "node_cluster": c.node_group, "api": c.api, "types": types})
+        return result
+
+    def history(self) -> list[dict[str, Any]]:
+        pinned = self.pipeline.pinned
+        return [
+            {"version": e.version, "at": e.at, "pinned": e.version == pinned} for e in self.pipeline.history.entries
+        ]
+
+    def history_config(self, version: str, node_cluster: str) -> dict[str, Any] | None:
+        entry = self.pipeline.history.find(version)
+        if entry is None:
+            return None
+        snapshot = entry.groups.get(node_cluster, entry.groups[""])
+        resources = {t: tuple(r.message for r in ts.resources.values()) for t, ts in snapshot.types.items()}
+        return {"version": entry.version, "at": entry.at, "resources": resources_to_data(resources)}
+
+    def pin(self, version: str) -> str | None:
+        return self.pipeline.pin(version)
+
+    def unpin(self) -> None:
+        self.pipeline.unpin()
+
+    def _quarantined(self, entry: QuarantineEntry) -> dict[str, Any]:
+        """A quarantine entry with where its resource comes from (`file:line`)."""
+        kind = "listener" if entry.type_url in (LISTENER_TYPE, ROUTE_TYPE) else "service"
+        model = self.pipeline.model
+        origin = model.origins.get(f"{kind}/{entry.name}") if model else None
+        return {
+            "node_group": entry.group,
+            "type": short_type(entry.type_url),
+            "name": entry.name,
+            "source": f"{origin.source}:{origin.line}" if origin else "",
+            "message": entry.message,
+            "node_id": entry.node_id,
+            "kept": "last accepted version" if entry.fallback else "not sent",
+        }
+
+    def nodes(self) -> list[dict[str, Any]]:
+        result = []
+        for c in self.registry.connections.values():
+            types = [asdict(s) for s in c.session.status()]
+            result.append(
+                {
+                    "node_id": c.node_id,
+                    "node_cluster": c.node_group,
+                    "envoy_version": c.envoy_version,
+                    "peer": c.peer,
+                    "api": c.api,
+                    "connected_at": c.connected_at,
+                    "types": types,
+                }
+            )
+        return result
