@@ -19,7 +19,7 @@ from controlplane.cache.checkpoint import Checkpoint, save
 from controlplane.dsl import AddressPolicy, load_texts
 from controlplane.errors import ConfigError, Problem
 from controlplane.history import History, Published
-from controlplane.model import Endpoint, Model
+from controlplane.model import Endpoint, KubernetesState, Model
 from controlplane.sources.files import FileInputs
 from controlplane.translate import IncrementalTranslator
 
@@ -99,6 +99,9 @@ class Pipeline:
         self.state = ConfigState()
         self._pending: FileInputs | None = None
         self._discovered_pending: Mapping[str, tuple[Endpoint, ...]] | None = None
+        self._kubernetes_pending: KubernetesState | None = None
+        self.kubernetes: KubernetesState | None = None
+        """None without `--kubernetes`; until its first full sync nothing is published."""
         self._wake = asyncio.Event()
         self.model: Model | None = None
         """The last good model from the files (without discovered endpoints)."""
@@ -124,6 +127,11 @@ class Pipeline:
         self._discovered_pending = endpoints
         self._wake.set()
 
+    def submit_kubernetes(self, state: KubernetesState) -> None:
+        """Record the Kubernetes source's current state; applied, debounced, like file edits."""
+        self._kubernetes_pending = state
+        self._wake.set()
+
     async def run(self) -> None:
         """Apply inputs as they come, debounced, until cancelled."""
         bucket = TokenBucket(self.debounce.burst, self.debounce.min_interval, asyncio.get_running_loop().time)
@@ -133,12 +141,15 @@ class Pipeline:
             await bucket.take()
             inputs, self._pending = self._pending, None
             discovered, self._discovered_pending = self._discovered_pending, None
+            kubernetes, self._kubernetes_pending = self._kubernetes_pending, None
             self._wake.clear()
             if discovered is not None:
                 self.discovered = discovered
+            if kubernetes is not None:
+                self.kubernetes = kubernetes
             if inputs is not None:
                 self.apply(inputs)
-            elif discovered is not None and self.model is not None:
+            elif (discovered is not None or kubernetes is not None) and self.model is not None:
                 self.publish(self.model)
 
     async def _settle(self) -> None:
@@ -172,8 +183,13 @@ class Pipeline:
 
     def publish(self, model: Model) -> None:
         """Translate `model`, with the discovered endpoints, for every node group and publish."""
+        if self.kubernetes is not None and not self.kubernetes.synced:
+            log.info("config valid; publishing once Kubernetes is synced")
+            return
         started = time.perf_counter()
         model = model.with_discovered(self.discovered)
+        if self.kubernetes is not None:
+            model = model.with_kubernetes(self.kubernetes)
         groups = [DEFAULT_GROUP, *sorted({g for item in model.listeners for g in item.node_clusters})]
         built = self.translator.build(model, groups)
         snapshots = {

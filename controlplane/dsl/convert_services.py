@@ -8,6 +8,7 @@ from controlplane.dsl.schema_services import (
     EndpointSpec,
     HashOnSpec,
     HealthCheckSpec,
+    KubernetesRefSpec,
     OutlierDetectionSpec,
     ServiceSpec,
 )
@@ -20,7 +21,8 @@ def build_service(name: str, spec: ServiceSpec) -> m.Service:
     return m.Service(
         name=name,
         endpoints=tuple(sorted(_endpoint(e) for e in spec.endpoints)),
-        discovery=spec.discovery,
+        discovery="kubernetes" if spec.kubernetes else spec.discovery,
+        kubernetes=_kubernetes(spec.kubernetes),
         lb=m.LbPolicy(spec.lb),
         hash_on=_hash_on(spec.hash_on),
         least_request_choices=(options.choices or 0) if options else 0,
@@ -35,6 +37,10 @@ def build_service(name: str, spec: ServiceSpec) -> m.Service:
         slow_start=m.SlowStart(spec.slow_start.window, spec.slow_start.aggression) if spec.slow_start else None,
         panic_threshold_percent=spec.panic_threshold,
     )
+
+
+def _kubernetes(spec: KubernetesRefSpec | None) -> m.KubernetesRef | None:
+    return m.KubernetesRef(spec.namespace, spec.name, str(spec.port)) if spec else None
 
 
 def _endpoint(spec: EndpointSpec) -> m.Endpoint:

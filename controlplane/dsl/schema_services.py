@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
@@ -171,12 +172,44 @@ class SlowStartSpec(Spec):
 LbName = Literal["round_robin", "random", "least_request", "ring_hash", "maglev"]
 
 
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_PORT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?")
+
+
+class KubernetesRefSpec(Spec):
+    """A Kubernetes Service port whose EndpointSlices give this service its endpoints."""
+
+    namespace: str
+    name: str
+    port: str | int
+    """The Service port's name, or its number."""
+
+    @field_validator("namespace", "name")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not _DNS_LABEL.fullmatch(value):
+            raise ValueError(f"{value!r} is not a Kubernetes name (an RFC 1123 label: lower-case, digits, '-')")
+        return value
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: str | int) -> str | int:
+        if isinstance(value, int):
+            if not 1 <= value <= 65535:
+                raise ValueError(f"port {value} is out of range 1-65535")
+        elif not _PORT_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not a port name (at most 15 lower-case letters, digits or '-')")
+        return value
+
+
 class ServiceSpec(Spec):
     """An upstream service: its endpoints and the policies Envoy applies to them."""
 
     endpoints: list[Annotated[EndpointSpec, BeforeValidator(_endpoint_shorthand)]] = []
     discovery: Literal["static", "registry"] = "static"
     """`registry`: endpoints join over the Registry gRPC API with a lease, instead of being listed."""
+    kubernetes: KubernetesRefSpec | None = None
+    """Endpoints from this Kubernetes Service port (its EndpointSlices), instead of being listed."""
     lb: LbName = "round_robin"
     lb_options: LbOptionsSpec | None = None
     hash_on: HashOnSpec | None = None

@@ -18,6 +18,7 @@ from controlplane.dsl.schema_services import ServiceSpec
 from controlplane.dsl.service_rules import service_problems
 from controlplane.dsl.yamltext import Located, Path, format_path
 from controlplane.errors import Problem
+from controlplane.model import KubernetesRef
 
 _DOMAIN = re.compile(r"(\*|\*[.-][a-z0-9.-]+|[a-z0-9.-]+[.-]\*|[a-z0-9.-]+)")
 
@@ -151,8 +152,8 @@ class Checker:
             first.setdefault(name, i)
 
     def _check_reference(self, doc: FileDoc, path: Path, name: str, services: Mapping[str, object]) -> None:
-        if name in services:
-            return
+        if name in services or KubernetesRef.parse(name) is not None:
+            return  # NAMESPACE/NAME:PORT targets a Kubernetes Service port directly
         close = difflib.get_close_matches(name, sorted(services), n=1, cutoff=0.6)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         self.report(doc, path, f"unknown service '{name}'{hint}")

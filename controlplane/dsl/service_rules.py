@@ -23,6 +23,10 @@ def service_problems(service: ServiceSpec, policy: AddressPolicy) -> Iterator[tu
     yield from _lb_problems(service)
     if service.discovery == "registry" and service.endpoints:
         yield ("endpoints",), "a service with 'discovery: registry' gets its endpoints from the registry: remove them"
+    if service.kubernetes is not None and service.endpoints:
+        yield ("endpoints",), "a service with 'kubernetes:' gets its endpoints from Kubernetes: remove them"
+    if service.kubernetes is not None and service.discovery == "registry":
+        yield ("discovery",), "'kubernetes:' and 'discovery: registry' are two sources of endpoints: choose one"
     yield from _endpoint_problems(service, policy)
     yield from _health_check_problems(service)
 

@@ -6,6 +6,7 @@ milliseconds so that equality and hashing are exact and output is deterministic.
 
 from controlplane.model.alerts import AlertRules, Webhook
 from controlplane.model.config import Model, Origin
+from controlplane.model.kubernetes import DiscoveredPort, KubernetesState
 from controlplane.model.routes import (
     Cors,
     DirectResponse,
@@ -30,6 +31,7 @@ from controlplane.model.services import (
     Endpoint,
     HashPolicy,
     HealthCheck,
+    KubernetesRef,
     LbPolicy,
     OutlierDetection,
     Protocol,
@@ -42,6 +44,7 @@ __all__ = [
     "CircuitBreaker",
     "Cors",
     "DirectResponse",
+    "DiscoveredPort",
     "Endpoint",
     "Fault",
     "HashPolicy",
@@ -49,6 +52,8 @@ __all__ = [
     "HeaderOps",
     "HealthCheck",
     "HttpOptions",
+    "KubernetesRef",
+    "KubernetesState",
     "LbPolicy",
     "Listener",
     "Match",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from controlplane.model.hashing import cached_hash
@@ -219,3 +220,14 @@ class Listener:
     def serves(self, node_cluster: str | None) -> bool:
         """Whether an Envoy of `node_cluster` gets this listener (None: render everything)."""
         return node_cluster is None or not self.node_clusters or node_cluster in self.node_clusters
+
+
+def referenced_services(listeners: Iterable[Listener]) -> set[str]:
+    """Names of the services that routes of `listeners` send or mirror traffic to."""
+    names: set[str] = set()
+    for item in listeners:
+        for host in item.virtual_hosts:
+            for route in host.routes:
+                names.update(t.service for t in route.targets)
+                names.update(m.service for m in route.mirrors)
+    return names

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -24,6 +25,31 @@ class Protocol(StrEnum):
     HTTP1 = "http1"
     HTTP2 = "http2"
     GRPC = "grpc"
+
+
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+KUBERNETES_REFERENCE = re.compile(rf"(?P<namespace>{_LABEL})/(?P<name>{_LABEL}):(?P<port>{_LABEL}|[0-9]{{1,5}})")
+"""`NAMESPACE/NAME:PORT`: how a route names a Kubernetes Service port directly."""
+
+
+@dataclass(frozen=True, order=True)
+class KubernetesRef:
+    """A Kubernetes Service port: `port` is the port's name or its number (as text)."""
+
+    namespace: str
+    name: str
+    port: str
+
+    @property
+    def cluster_name(self) -> str:
+        """The name of the cluster every Service port gets."""
+        return f"{self.namespace}/{self.name}:{self.port}"
+
+    @staticmethod
+    def parse(text: str) -> KubernetesRef | None:
+        """The reference a route target spells, or None when it is a plain service name."""
+        found = KUBERNETES_REFERENCE.fullmatch(text)
+        return KubernetesRef(found["namespace"], found["name"], found["port"]) if found else None
 
 
 @dataclass(frozen=True, order=True)
@@ -132,7 +158,13 @@ class Service:
     name: str
     endpoints: tuple[Endpoint, ...] = ()
     discovery: str = "static"
-    """`static` (endpoints listed in the config) or `registry` (registered over gRPC)."""
+    """`static` (endpoints listed in the config), `registry` (registered over gRPC) or
+    `kubernetes` (a Service port's EndpointSlices)."""
+    kubernetes: KubernetesRef | None = None
+    """For `kubernetes` discovery: the Service port whose endpoints this service takes."""
+    dns_name: str = ""
+    """Set for a Kubernetes ExternalName Service: Envoy resolves this name (port: `dns_port`)."""
+    dns_port: int = 0
     lb: LbPolicy = LbPolicy.ROUND_ROBIN
     hash_on: HashPolicy | None = None
     least_request_choices: int = 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from controlplane.model import Model
 from controlplane.translate.common import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
-from controlplane.translate.incremental import IncrementalTranslator, Resources, referenced_services
+from controlplane.translate.incremental import IncrementalTranslator, Resources
 
 TYPE_ORDER = (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE)
 """Make-before-break order: clusters, their endpoints, listeners, then routes."""
@@ -22,7 +22,6 @@ __all__ = [
     "IncrementalTranslator",
     "Resources",
     "build_resources",
-    "referenced_services",
 ]
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
 from envoy.config.core.v3 import base_pb2, protocol_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.v3 import percent_pb2
 
 from controlplane.model import CircuitBreaker, LbPolicy, OutlierDetection, Protocol, Service
-from controlplane.translate.common import EDGE_BUFFER_LIMIT_BYTES, ads_config_source, duration, uint32
+from controlplane.translate.common import EDGE_BUFFER_LIMIT_BYTES, ads_config_source, duration, socket_address, uint32
 from controlplane.translate.health_checks import health_check
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -39,6 +40,8 @@ def cluster(service: Service) -> cluster_pb2.Cluster:
         outlier_detection=outlier_detection(service.outlier_detection) if service.outlier_detection else None,
         circuit_breakers=circuit_breakers(service.circuit_breaker) if service.circuit_breaker else None,
     )
+    if service.dns_name:
+        _resolve_by_dns(result, service)
     _set_lb_config(result, service)
     # Envoy merges health changes for 1s by default before load balancers see them: a dead
     # primary would keep taking traffic that long. 100ms still batches flapping at scale.
@@ -48,6 +51,29 @@ def cluster(service: Service) -> cluster_pb2.Cluster:
     if service.protocol in (Protocol.HTTP2, Protocol.GRPC):
         result.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].Pack(http2_options(), deterministic=True)
     return result
+
+
+def _resolve_by_dns(result: cluster_pb2.Cluster, service: Service) -> None:
+    """An ExternalName Service: Envoy resolves the name itself and balances over its addresses."""
+    result.type = cluster_pb2.Cluster.STRICT_DNS
+    result.ClearField("eds_cluster_config")
+    result.dns_lookup_family = cluster_pb2.Cluster.V4_PREFERRED
+    result.load_assignment.CopyFrom(
+        endpoint_pb2.ClusterLoadAssignment(
+            cluster_name=service.name,
+            endpoints=[
+                endpoint_components_pb2.LocalityLbEndpoints(
+                    lb_endpoints=[
+                        endpoint_components_pb2.LbEndpoint(
+                            endpoint=endpoint_components_pb2.Endpoint(
+                                address=socket_address(service.dns_name, service.dns_port)
+                            )
+                        )
+                    ]
+                )
+            ],
+        )
+    )
 
 
 def _set_lb_config(result: cluster_pb2.Cluster, service: Service) -> None:

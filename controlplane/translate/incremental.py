@@ -14,6 +14,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 from controlplane.model import Listener, Model, Service
+from controlplane.model.routes import referenced_services
 from controlplane.translate.clusters import cluster
 from controlplane.translate.common import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 from controlplane.translate.endpoints import cluster_load_assignment
@@ -45,7 +46,9 @@ class IncrementalTranslator:
         used = [by_name[name] for name in sorted(referenced_services(listeners))]
         return {
             CLUSTER_TYPE: tuple(self._get(("c", _without_endpoints(s)), cluster, s) for s in used),
-            ENDPOINT_TYPE: tuple(self._get(("e", s.name, s.endpoints), cluster_load_assignment, s) for s in used),
+            ENDPOINT_TYPE: tuple(
+                self._get(("e", s.name, s.endpoints), cluster_load_assignment, s) for s in used if not s.dns_name
+            ),
             LISTENER_TYPE: tuple(self._get(("l", item), listener, item) for item in listeners),
             ROUTE_TYPE: tuple(self._routes(item, by_name) for item in listeners),
         }
@@ -70,14 +73,3 @@ def _without_endpoints(service: Service) -> Service:
         cached = dataclasses.replace(service, endpoints=())
         object.__setattr__(service, "_without_endpoints", cached)
     return cached
-
-
-def referenced_services(listeners: Iterable[Listener]) -> set[str]:
-    """Names of the services that routes of `listeners` send or mirror traffic to."""
-    names: set[str] = set()
-    for item in listeners:
-        for host in item.virtual_hosts:
-            for route in host.routes:
-                names.update(t.service for t in route.targets)
-                names.update(m.service for m in route.mirrors)
-    return names

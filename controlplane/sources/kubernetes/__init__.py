@@ -1,0 +1,1 @@
+"""Kubernetes discovery: Services and EndpointSlices become model ports (see source.py)."""
