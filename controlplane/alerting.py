@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from controlplane.pipeline import Pipeline
-from controlplane.sources.files import FileSource
 from controlplane.telemetry.alerts import AlertEngine, Facts, NodeFacts
 from controlplane.telemetry.traffic import TrafficStore
 from controlplane.telemetry.webhook import payload, send
@@ -28,14 +28,15 @@ def node_facts(connection: Connection, discovery: DiscoveryServer) -> NodeFacts:
     return NodeFacts(connection.node_id, nacks, discovery.waiting_since(connection.stream_id))
 
 
-def facts(discovery: DiscoveryServer, pipeline: Pipeline, source: FileSource, traffic: TrafficStore) -> Facts:
-    model = pipeline.model
+def facts(
+    discovery: DiscoveryServer, pipeline: Pipeline, contacts: Callable[[], Mapping[str, float]], traffic: TrafficStore
+) -> Facts:
     return Facts(
         now=time.time(),
         nodes=tuple(node_facts(c, discovery) for c in discovery.registry.connections.values()),
-        source_checked_at=source.checked_at,
+        source_contacts=contacts(),
         traffic=traffic,
-        services=tuple(s.name for s in model.services) if model else (),
+        services=pipeline.served_services(),
     )
 
 

@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,9 +26,12 @@ from controlplane.cache.checkpoint import CheckpointError, load
 from controlplane.dsl import AddressPolicy
 from controlplane.errors import Problem
 from controlplane.fileio import write_atomically
+from controlplane.model import KubernetesState
 from controlplane.pipeline import Debounce, Pipeline
 from controlplane.registry.v1 import registry_pb2_grpc
 from controlplane.sources.files import FileSource
+from controlplane.sources.kubernetes.client import KubeClient, load_configuration
+from controlplane.sources.kubernetes.source import KubernetesOptions, KubernetesSource
 from controlplane.sources.registry import RegistryState
 from controlplane.sources.registry_api import RegistryService, expire_leases
 from controlplane.status.server import create_app
@@ -61,6 +65,8 @@ class ServeOptions:
     """Where checkpoints are kept; None: no checkpoints."""
     admin_token: str | None = None
     """Bearer token for state-changing API calls (rollback); None: they are refused."""
+    kubernetes: KubernetesOptions | None = None
+    """Watch Kubernetes Services and EndpointSlices; None: files (and the registry) only."""
 
 
 async def serve(options: ServeOptions) -> None:
@@ -68,11 +74,13 @@ async def serve(options: ServeOptions) -> None:
     cache, registry = SnapshotCache(), NodeRegistry()
     pipeline = Pipeline(cache, options.policy, options.debounce, state_dir=options.state_dir)
     source = FileSource(options.config_paths, options.poll_interval)
+    kubernetes = _kubernetes(options, pipeline)
+    contacts = functools.partial(_contacts, source, kubernetes)
     leases, registry_api = _registry(pipeline, options.policy, options.state_dir)
     traffic = TrafficStore()
-    metrics = _metrics(cache, pipeline, registry, source, leases, traffic)
+    metrics = _metrics(cache, pipeline, registry, contacts, leases, traffic)
     initial = source.poll()
-    if initial is None or not pipeline.apply(initial):
+    if initial is None or not pipeline.apply(initial) or not cache.ready:
         _restore_or_wait(pipeline, options.state_dir)
     discovery = DiscoveryServer(cache, registry, observer=metrics)
     grpc_server, health, port = create_server(discovery, options.xds_address)
@@ -93,18 +101,21 @@ async def serve(options: ServeOptions) -> None:
     log.info("xDS listening on %s (port %d)", options.xds_address, port)
     view = View(cache, pipeline, registry, metrics, traffic, engine)
     view.source_checked_at = lambda: source.checked_at
+    view.kubernetes = kubernetes.report if kubernetes else None
     status = _status_server(view, options.status_address, options.admin_token)
     stop = asyncio.Event()
     _on_signals(stop)
     try:
         async with asyncio.TaskGroup() as group:
-            gather = functools.partial(alerting.facts, discovery, pipeline, source, traffic)
-            loops = (
+            gather = functools.partial(alerting.facts, discovery, pipeline, contacts, traffic)
+            loops = [
                 source.run(pipeline.submit),
                 pipeline.run(),
                 expire_leases(leases, registry_api),
                 alerting.watch(engine, gather, pipeline),
-            )
+            ]
+            if kubernetes is not None:
+                loops.append(kubernetes.run(pipeline.submit_kubernetes))
             tasks = [group.create_task(loop) for loop in loops]
             group.create_task(status.serve())
             await stop.wait()
@@ -120,7 +131,7 @@ def _metrics(
     cache: SnapshotCache,
     pipeline: Pipeline,
     registry: NodeRegistry,
-    source: FileSource,
+    contacts: Callable[[], dict[str, float]],
     leases: RegistryState,
     traffic: TrafficStore,
 ) -> Metrics:
@@ -130,7 +141,7 @@ def _metrics(
         connected=lambda: len(connections),
         behind=lambda: sum(1 for c in connections.values() if any(s.in_flight for s in c.session.states.values())),
         config_valid=lambda: cache.ready and not pipeline.state.problems,
-        source_age=lambda: time.time() - source.checked_at if source.checked_at else 0.0,
+        source_age=lambda: {name: time.time() - at if at else 0.0 for name, at in contacts().items()},
         registrations=lambda: len(leases.leases),
         quarantined=lambda: len(cache.quarantine.entries),
         services=lambda: _service_figures(traffic),
@@ -138,6 +149,23 @@ def _metrics(
     metrics = Metrics(readings)
     pipeline.on_build, pipeline.on_reject = metrics.build.observe, metrics.rejected.inc
     return metrics
+
+
+def _kubernetes(options: ServeOptions, pipeline: Pipeline) -> KubernetesSource | None:
+    """The Kubernetes source, when enabled; nothing is published until its first full sync."""
+    if options.kubernetes is None:
+        return None
+    pipeline.kubernetes = KubernetesState()
+    client = KubeClient(load_configuration(options.kubernetes.kubeconfig))
+    return KubernetesSource(client, options.kubernetes, options.policy)
+
+
+def _contacts(files: FileSource, kubernetes: KubernetesSource | None) -> dict[str, float]:
+    """When each source was last read or heard from (its sync age)."""
+    found = {"files": files.checked_at}
+    if kubernetes is not None:
+        found["kubernetes"] = kubernetes.last_contact()
+    return found
 
 
 def _service_figures(traffic: TrafficStore) -> dict[str, tuple[float, float, float | None]]:

@@ -20,6 +20,7 @@ from controlplane.errors import ConfigError
 from controlplane.model import Model
 from controlplane.pipeline import Debounce
 from controlplane.render import dump, message_to_data, resources_to_data
+from controlplane.sources.kubernetes.source import KubernetesOptions
 from controlplane.translate import build_resources
 from controlplane.translate.static_bootstrap import static_bootstrap
 
@@ -48,7 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--static", action="store_true", help="print a static Envoy bootstrap instead")
     render.set_defaults(handler=_render)
     serve = commands.add_parser("serve", help="run the control plane")
-    serve.add_argument("--config", action="append", required=True, metavar="PATH", help="route file or directory")
+    serve.add_argument("--config", action="append", default=[], metavar="PATH", help="route file or directory")
+    serve.add_argument("--kubernetes", action="store_true", help="discover Services and EndpointSlices")
+    serve.add_argument("--kubeconfig", help="with --kubernetes: this kubeconfig (default: in-cluster, then ~/.kube)")
+    serve.add_argument("--namespace", action="append", default=[], help="with --kubernetes: only this namespace")
+    serve.add_argument("--namespace-selector", default="", help="with --kubernetes: namespaces with these labels")
     serve.add_argument("--xds-address", default="127.0.0.1:18000", metavar="HOST:PORT")
     serve.add_argument("--status-address", default="127.0.0.1:9000", metavar="HOST:PORT")
     serve.add_argument("--debounce", default="10ms", type=_duration, help="quiet time before applying edits")
@@ -176,9 +181,21 @@ def _serve(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         state_dir=args.state_dir,
         admin_token=args.admin_token_file.read_text(encoding="utf-8").strip() if args.admin_token_file else None,
+        kubernetes=_kubernetes_options(args),
     )
+    if not options.config_paths and options.kubernetes is None:
+        print("controlplane serve: give --config PATH, --kubernetes, or both", file=sys.stderr)
+        return 2
     asyncio.run(serve(options))
     return 0
+
+
+def _kubernetes_options(args: argparse.Namespace) -> KubernetesOptions | None:
+    if not args.kubernetes:
+        return None
+    return KubernetesOptions(
+        kubeconfig=args.kubeconfig, namespaces=tuple(args.namespace), namespace_selector=args.namespace_selector
+    )
 
 
 def _bootstrap(args: argparse.Namespace) -> int:

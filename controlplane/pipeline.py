@@ -211,6 +211,13 @@ class Pipeline:
             log.info("config %s published (%d node groups)", self.state.version, len(snapshots))
         self.state.serving = "files"
 
+    def served_services(self) -> tuple[str, ...]:
+        """Services Envoys are sent: declared in the files, or Kubernetes ports that routes use."""
+        if self.model is None:
+            return ()
+        used = {ref.cluster_name for ref in self.model.kubernetes_targets()}
+        return tuple(sorted({s.name for s in self.model.services} | used))
+
     def _serve(self, snapshots: Mapping[str, Snapshot]) -> bool:
         """Publish `snapshots` to the cache; True if anything changed."""
         default = snapshots[DEFAULT_GROUP]

@@ -42,6 +42,8 @@ class View:
         self.cache, self.pipeline, self.registry, self.metrics = cache, pipeline, registry, metrics
         self.traffic, self.alerts = traffic, alerts
         self.source_checked_at: Callable[[], float] = lambda: 0.0
+        self.kubernetes: Callable[[], dict[str, Any]] | None = None
+        """The Kubernetes source's report, when it runs."""
 
     def active_alerts(self) -> list[dict[str, Any]]:
         """Firing alerts, oldest first."""
@@ -98,6 +100,7 @@ class View:
             "rejected_at": state.rejected_at,
             "history": [{"at": at, "version": v} for at, v in state.history],
             "quarantined": [self._quarantined(e) for e in self.cache.quarantine.entries.values()],
+            "kubernetes": self.kubernetes() if self.kubernetes else None,
         }
 
     def debug_config(self, node_id: str) -> list[dict[str, Any]]:

@@ -52,7 +52,7 @@ class Model:
         take their port's endpoints.
         """
         declared = {s.name: _joined(s, state.find(s.kubernetes)) if s.kubernetes else s for s in self.services}
-        wanted = {port.ref for port in state.ports} | self._referenced_ports()
+        wanted = {port.ref for port in state.ports} | self.kubernetes_targets()
         for ref in wanted:
             port = state.find(ref)
             if ref.cluster_name not in declared:
@@ -61,7 +61,7 @@ class Model:
                 declared[ref.cluster_name] = _joined(default, port)
         return replace(self, services=tuple(declared[name] for name in sorted(declared)))
 
-    def _referenced_ports(self) -> set[KubernetesRef]:
+    def kubernetes_targets(self) -> set[KubernetesRef]:
         """Route targets and mirrors that name a Kubernetes Service port directly."""
         return {ref for ref in map(KubernetesRef.parse, referenced_services(self.listeners)) if ref is not None}
 

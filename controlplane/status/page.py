@@ -178,6 +178,7 @@ def _config(config: dict[str, Any], now: float) -> str:
     sources += f" <span class=muted>(checked {age:.0f}s ago)</span>" if age is not None else ""
     return (
         f"<h2>Configuration</h2><p>Sources: {sources}</p>"
+        + _kubernetes(config.get("kubernetes"))
         + (
             f"<p class=bad>Invalid edit, still serving the last good config:</p><ul id=problems>{problems}</ul>"
             if problems
@@ -185,4 +186,21 @@ def _config(config: dict[str, Any], now: float) -> str:
         )
         + (f"<p class=bad>Quarantined after a NACK:</p><ul id=quarantine>{held}</ul>" if held else "")
         + f"<p>Recent versions:</p><ul id=history>{history}</ul>"
+    )
+
+
+def _kubernetes(report: dict[str, Any] | None) -> str:
+    """One line on the Kubernetes source: synced or not, how fresh, and what it refused."""
+    if not report:
+        return ""
+    age = report.get("sync_age")
+    fresh = f"last heard {age:.0f}s ago" if age is not None else "never heard from"
+    state = "synced" if report.get("synced") else "<span class=bad>not synced yet</span>"
+    errors = "".join(f"<li class=bad>{e(x)}</li>" for x in report.get("errors") or [])
+    refused = "".join(f"<li>{e(x)}</li>" for x in report.get("refused") or [])
+    return (
+        f"<p id=kubernetes>Kubernetes: {state}, {fresh}; {report.get('ports', 0)} Service ports "
+        f"<span class=muted>({e(report.get('endpoint_slices') or '-')})</span></p>"
+        + (f"<ul>{errors}</ul>" if errors else "")
+        + (f"<p>Left out:</p><ul>{refused}</ul>" if refused else "")
     )

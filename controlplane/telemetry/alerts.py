@@ -6,7 +6,7 @@ the webhook (Alertmanager's JSON format) and shown on /api/alerts and as a metri
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from controlplane.model import AlertRules
@@ -47,7 +47,8 @@ class Facts:
 
     now: float
     nodes: tuple[NodeFacts, ...]
-    source_checked_at: float
+    source_contacts: Mapping[str, float]
+    """Source name (`files`, `kubernetes`) -> when it was last read or heard from (0: never)."""
     traffic: TrafficStore
     services: tuple[str, ...]
 
@@ -78,8 +79,9 @@ class AlertEngine:
     def _conditions(self, facts: Facts, rules: AlertRules) -> Iterator[Alert]:
         yield from _envoy_alerts(facts, rules, self.last_seen)
         yield from _service_alerts(facts, rules)
-        if facts.source_checked_at and facts.now - facts.source_checked_at > rules.source_stale_ms / 1000:
-            yield Alert("SourceStale", (("source", "files"),), "the route files have not been read recently")
+        for source, contact in sorted(facts.source_contacts.items()):
+            if contact and facts.now - contact > rules.source_stale_ms / 1000:
+                yield Alert("SourceStale", (("source", source),), f"the {source} source has not synced recently")
 
 
 def _envoy_alerts(facts: Facts, rules: AlertRules, last_seen: dict[str, float]) -> Iterator[Alert]:

@@ -24,7 +24,8 @@ class Readings:
     connected: Callable[[], int]
     behind: Callable[[], int]
     config_valid: Callable[[], bool]
-    source_age: Callable[[], float]
+    source_age: Callable[[], Mapping[str, float]]
+    """Source name -> seconds since it was last read or heard from."""
     registrations: Callable[[], int]
     quarantined: Callable[[], int]
     services: Callable[[], Mapping[str, tuple[float, float, float | None]]] = dict
@@ -98,9 +99,12 @@ class _Gauges(Collector):
         yield GaugeMetricFamily(
             "controlplane_config_valid", "1 when the sources give a valid config", value=1 if r.config_valid() else 0
         )
-        yield GaugeMetricFamily(
-            "controlplane_source_sync_age_seconds", "Seconds since the sources were last read", value=r.source_age()
+        ages = GaugeMetricFamily(
+            "controlplane_source_sync_age_seconds", "Seconds since each source was last read", labels=["source"]
         )
+        for source, age in sorted(r.source_age().items()):
+            ages.add_metric([source], age)
+        yield ages
         yield GaugeMetricFamily(
             "controlplane_registry_registrations", "Endpoints registered over gRPC", value=r.registrations()
         )

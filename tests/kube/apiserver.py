@@ -181,6 +181,9 @@ def apply(client: KubeClient, path: str, body: dict[str, Any]) -> dict[str, Any]
             raise
     current = client.get(f"{path}/{name}")
     body = {**body, "metadata": {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
+    if "spec" in body and "clusterIP" in current.get("spec", {}):  # immutable once allocated
+        kept = {k: current["spec"][k] for k in ("clusterIP", "clusterIPs") if k in current["spec"]}
+        body["spec"] = {**body["spec"], **kept}
     return client.replace(f"{path}/{name}", body)
 
 

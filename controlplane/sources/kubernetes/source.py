@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from controlplane.dsl.policy import AddressPolicy
 from controlplane.model import KubernetesState
@@ -70,6 +72,19 @@ class KubernetesSource:
 
     def errors(self) -> list[str]:
         return [f"{name}: {w.error}" for name, w in sorted(self.watches.items()) if w.error]
+
+    def report(self) -> dict[str, Any]:
+        """The source's state for the status page and `/api/config`."""
+        contact = self.last_contact()
+        return {
+            "synced": self.synced(),
+            "sync_age": time.time() - contact if contact else None,
+            "endpoint_slices": f"{DISCOVERY_GROUP}/{self.slice_version}" if self.slice_version else "",
+            "errors": self.errors(),
+            "ports": len(self.state.ports),
+            "relists": sum(w.relists for w in self.watches.values()),
+            "refused": [f"{r.object}: {r.message}" for r in self.refusals],
+        }
 
     async def run(self, submit: Callable[[KubernetesState], None]) -> None:
         """Start the watches, then map and submit after every change, until cancelled."""
