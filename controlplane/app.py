@@ -21,17 +21,16 @@ from pathlib import Path
 import uvicorn
 
 from controlplane import alerting
+from controlplane.app_kubernetes import KubernetesParts, kubernetes_parts
 from controlplane.cache import SnapshotCache
 from controlplane.cache.checkpoint import CheckpointError, load
 from controlplane.dsl import AddressPolicy
 from controlplane.errors import Problem
 from controlplane.fileio import write_atomically
-from controlplane.model import KubernetesState
 from controlplane.pipeline import Debounce, Pipeline
 from controlplane.registry.v1 import registry_pb2_grpc
 from controlplane.sources.files import FileSource
-from controlplane.sources.kubernetes.client import KubeClient, load_configuration
-from controlplane.sources.kubernetes.source import KubernetesOptions, KubernetesSource
+from controlplane.sources.kubernetes.source import KubernetesOptions
 from controlplane.sources.registry import RegistryState
 from controlplane.sources.registry_api import RegistryService, expire_leases
 from controlplane.status.server import create_app
@@ -74,7 +73,7 @@ async def serve(options: ServeOptions) -> None:
     cache, registry = SnapshotCache(), NodeRegistry()
     pipeline = Pipeline(cache, options.policy, options.debounce, state_dir=options.state_dir)
     source = FileSource(options.config_paths, options.poll_interval)
-    kubernetes = _kubernetes(options, pipeline)
+    kubernetes = kubernetes_parts(options.kubernetes, pipeline, options.policy) if options.kubernetes else None
     contacts = functools.partial(_contacts, source, kubernetes)
     leases, registry_api = _registry(pipeline, options.policy, options.state_dir)
     traffic = TrafficStore()
@@ -115,7 +114,7 @@ async def serve(options: ServeOptions) -> None:
                 alerting.watch(engine, gather, pipeline),
             ]
             if kubernetes is not None:
-                loops.append(kubernetes.run(pipeline.submit_kubernetes))
+                loops += kubernetes.loops(pipeline)
             tasks = [group.create_task(loop) for loop in loops]
             group.create_task(status.serve())
             await stop.wait()
@@ -151,20 +150,11 @@ def _metrics(
     return metrics
 
 
-def _kubernetes(options: ServeOptions, pipeline: Pipeline) -> KubernetesSource | None:
-    """The Kubernetes source, when enabled; nothing is published until its first full sync."""
-    if options.kubernetes is None:
-        return None
-    pipeline.kubernetes = KubernetesState()
-    client = KubeClient(load_configuration(options.kubernetes.kubeconfig))
-    return KubernetesSource(client, options.kubernetes, options.policy)
-
-
-def _contacts(files: FileSource, kubernetes: KubernetesSource | None) -> dict[str, float]:
+def _contacts(files: FileSource, kubernetes: KubernetesParts | None) -> dict[str, float]:
     """When each source was last read or heard from (its sync age)."""
     found = {"files": files.checked_at}
     if kubernetes is not None:
-        found["kubernetes"] = kubernetes.last_contact()
+        found["kubernetes"] = kubernetes.source.last_contact()
     return found
 
 

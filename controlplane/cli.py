@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import sys
@@ -54,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--kubeconfig", help="with --kubernetes: this kubeconfig (default: in-cluster, then ~/.kube)")
     serve.add_argument("--namespace", action="append", default=[], help="with --kubernetes: only this namespace")
     serve.add_argument("--namespace-selector", default="", help="with --kubernetes: namespaces with these labels")
+    serve.add_argument("--leader-namespace", help="with --kubernetes: namespace of the Lease (default: POD_NAMESPACE)")
+    serve.add_argument("--leader-lease", default="controlplane-leader", help="with --kubernetes: the Lease's name")
     serve.add_argument("--xds-address", default="127.0.0.1:18000", metavar="HOST:PORT")
     serve.add_argument("--status-address", default="127.0.0.1:9000", metavar="HOST:PORT")
     serve.add_argument("--debounce", default="10ms", type=_duration, help="quiet time before applying edits")
@@ -193,9 +196,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _kubernetes_options(args: argparse.Namespace) -> KubernetesOptions | None:
     if not args.kubernetes:
         return None
-    return KubernetesOptions(
+    options = KubernetesOptions(
         kubeconfig=args.kubeconfig, namespaces=tuple(args.namespace), namespace_selector=args.namespace_selector
     )
+    if args.leader_namespace:
+        options = dataclasses.replace(options, leader_namespace=args.leader_namespace)
+    return dataclasses.replace(options, leader_name=args.leader_lease)
 
 
 def _bootstrap(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from controlplane.errors import ConfigError, Problem
 from controlplane.history import History, Published
 from controlplane.model import Endpoint, KubernetesState, Model
 from controlplane.sources.files import FileInputs
+from controlplane.sources.kubernetes.route_objects import RouteObject
 from controlplane.translate import IncrementalTranslator
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,13 @@ class Pipeline:
         self._kubernetes_pending: KubernetesState | None = None
         self.kubernetes: KubernetesState | None = None
         """None without `--kubernetes`; until its first full sync nothing is published."""
+        self._objects_pending: tuple[RouteObject, ...] | None = None
+        self.route_objects: tuple[RouteObject, ...] = ()
+        """RouteTable objects: route files kept in Kubernetes, validated one by one."""
+        self.object_problems: dict[str, list[Problem]] = {}
+        """Each RouteTable's problems after the last apply (empty: accepted)."""
+        self.on_objects_checked: Callable[[], None] = lambda: None
+        self._files = FileInputs(())
         self._wake = asyncio.Event()
         self.model: Model | None = None
         """The last good model from the files (without discovered endpoints)."""
@@ -132,6 +140,11 @@ class Pipeline:
         self._kubernetes_pending = state
         self._wake.set()
 
+    def submit_route_objects(self, objects: tuple[RouteObject, ...]) -> None:
+        """Record the current RouteTable objects; applied with the files, debounced."""
+        self._objects_pending = objects
+        self._wake.set()
+
     async def run(self) -> None:
         """Apply inputs as they come, debounced, until cancelled."""
         bucket = TokenBucket(self.debounce.burst, self.debounce.min_interval, asyncio.get_running_loop().time)
@@ -142,7 +155,11 @@ class Pipeline:
             inputs, self._pending = self._pending, None
             discovered, self._discovered_pending = self._discovered_pending, None
             kubernetes, self._kubernetes_pending = self._kubernetes_pending, None
+            objects, self._objects_pending = self._objects_pending, None
             self._wake.clear()
+            if objects is not None:
+                self.route_objects = objects
+                inputs = inputs or self._files
             if discovered is not None:
                 self.discovered = discovered
             if kubernetes is not None:
@@ -168,18 +185,45 @@ class Pipeline:
 
     def apply(self, inputs: FileInputs) -> bool:
         """Validate and publish `inputs`; returns whether they became the served config."""
-        self.state.sources = [path for path, _ in inputs.texts]
+        self._files = inputs
+        self.state.sources = [path for path, _ in inputs.texts] + [o.source for o in self.route_objects]
         try:
             if inputs.unreadable:
                 raise ConfigError([Problem(p, 0, 0, "", f"cannot read: {why}") for p, why in inputs.unreadable])
-            model = load_texts(inputs.texts, self.policy)
+            model = self._load(inputs)
         except ConfigError as exc:
             self._reject(exc.problems)
             return False
+        finally:
+            self.on_objects_checked()
         self.model = model
         self._inputs = {path: hashlib.sha256(text.encode()).hexdigest() for path, text in inputs.texts}
         self.publish(model)
         return True
+
+    def _load(self, inputs: FileInputs) -> Model:
+        """Files and RouteTables as one config; an invalid RouteTable is left out, not the rest.
+
+        Problems in files reject everything (the last good config keeps serving), as before.
+        Problems only in RouteTables drop those objects and the rest is loaded again; each round
+        drops at least one object, so this ends.
+        """
+        objects = {o.source: o for o in self.route_objects}
+        excluded: dict[str, list[Problem]] = {}
+        try:
+            while True:
+                texts = [*inputs.texts, *((s, o.text) for s, o in objects.items() if s not in excluded)]
+                try:
+                    return load_texts(texts, self.policy)
+                except ConfigError as exc:
+                    blamed = _by_source(p for p in exc.problems if p.path in objects)
+                    excluded.update(blamed)
+                    if not blamed or any(p.path not in objects for p in exc.problems):
+                        raise
+        finally:
+            self.object_problems = {source: excluded.get(source, []) for source in objects}
+            for source, problems in excluded.items():
+                log.error("%s left out: %s", source, "; ".join(map(str, problems)))
 
     def publish(self, model: Model) -> None:
         """Translate `model`, with the discovered endpoints, for every node group and publish."""
@@ -268,3 +312,10 @@ class Pipeline:
         self.state.problems, self.state.rejected_at = problems, self.clock()
         for problem in problems:
             log.error("invalid config, still serving the last good one: %s", problem)
+
+
+def _by_source(problems: Iterable[Problem]) -> dict[str, list[Problem]]:
+    found: dict[str, list[Problem]] = {}
+    for problem in problems:
+        found.setdefault(problem.path, []).append(problem)
+    return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,8 +18,10 @@ from typing import Any
 
 from controlplane.dsl.policy import AddressPolicy
 from controlplane.model import KubernetesState
-from controlplane.sources.kubernetes.client import KubeClient, KubeError
+from controlplane.sources.kubernetes import route_objects
+from controlplane.sources.kubernetes.client import JSON, KubeClient, KubeError
 from controlplane.sources.kubernetes.mapping import Refusal, discovered_ports
+from controlplane.sources.kubernetes.route_objects import RouteObject
 from controlplane.sources.kubernetes.watch import ListWatch, WatchTiming
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,9 @@ class KubernetesOptions:
     namespace_selector: str = ""
     """A label selector on Namespaces, e.g. `gateway=enabled`."""
     timing: WatchTiming = field(default_factory=WatchTiming)
+    leader_namespace: str = field(default_factory=lambda: os.environ.get("POD_NAMESPACE", "default"))
+    """Where the leader-election Lease lives (the pod's own namespace when deployed)."""
+    leader_name: str = "controlplane-leader"
 
 
 def endpoint_slice_version(client: KubeClient) -> str:
@@ -59,6 +65,7 @@ class KubernetesSource:
         self.watches: dict[str, ListWatch] = {}
         self.refusals: list[Refusal] = []
         self.state = KubernetesState()
+        self.routes: tuple[RouteObject, ...] = ()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -86,12 +93,15 @@ class KubernetesSource:
             "refused": [f"{r.object}: {r.message}" for r in self.refusals],
         }
 
-    async def run(self, submit: Callable[[KubernetesState], None]) -> None:
+    async def run(
+        self, submit: Callable[[KubernetesState], None], submit_routes: Callable[[tuple[RouteObject, ...]], None]
+    ) -> None:
         """Start the watches, then map and submit after every change, until cancelled."""
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         await self._discover()
         for name, path, selector in self._paths():
-            self.watches[name] = ListWatch(self.client, path, self._changed, self.options.timing, selector)
+            optional = name.startswith("routetables")
+            self.watches[name] = ListWatch(self.client, path, self._changed, self.options.timing, selector, optional)
         for watch in self.watches.values():
             watch.start()
         try:
@@ -99,6 +109,10 @@ class KubernetesSource:
                 await self._wake.wait()
                 self._wake.clear()
                 if self.synced():
+                    routes = self._route_objects()
+                    if routes != self.routes:
+                        self.routes = routes
+                        submit_routes(routes)
                     self.state = self._map()
                     submit(self.state)
         finally:
@@ -127,6 +141,7 @@ class KubernetesSource:
             found += [
                 (f"services{suffix}", f"/api/v1{scope}/services", ""),
                 (f"endpointslices{suffix}", f"{slices}{scope}/endpointslices", ""),
+                (f"routetables{suffix}", route_objects.path(namespace), ""),
             ]
         if self.options.namespace_selector:
             found.append(("namespaces", "/api/v1/namespaces", self.options.namespace_selector))
@@ -149,6 +164,26 @@ class KubernetesSource:
             log.warning("%s left out: %s", refusal.object, refusal.message)
         self.refusals = refusals
         return KubernetesState(ports=ports, synced=True)
+
+    def _route_objects(self) -> tuple[RouteObject, ...]:
+        wanted = self._namespace_filter()
+        found = [
+            route_objects.route_object(item)
+            for name, watch in self.watches.items()
+            if name.startswith("routetables")
+            for item in watch.snapshot()
+        ]
+        return tuple(sorted(o for o in found if wanted(o.namespace)))
+
+    def route_table(self, namespace: str, name: str) -> JSON | None:
+        """The RouteTable as last seen (for its current status)."""
+        for watch_name, watch in self.watches.items():
+            if watch_name.startswith("routetables"):
+                with watch.lock:
+                    found = watch.objects.get(f"{namespace}/{name}")
+                if found is not None:
+                    return found
+        return None
 
     def _namespace_filter(self) -> Callable[[str], bool]:
         selected = self.watches.get("namespaces")

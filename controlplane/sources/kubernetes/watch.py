@@ -21,6 +21,9 @@ from controlplane.sources.kubernetes.client import JSON, KubeClient, KubeError
 log = logging.getLogger(__name__)
 
 GONE = 410
+NOT_FOUND = 404
+OPTIONAL_RETRY = 10.0
+"""Seconds between checks for an optional kind that is not installed (a CRD applied later)."""
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,12 @@ class ListWatch:
         changed: Callable[[], None],
         timing: WatchTiming = WatchTiming(),
         label_selector: str = "",
+        optional: bool = False,
     ) -> None:
         self.client, self.path, self.changed, self.timing = client, path, changed, timing
         self.label_selector = label_selector
+        self.optional = optional
+        """A kind that may not exist (a CRD not applied): a 404 counts as an empty, synced list."""
         self.objects: dict[str, JSON] = {}
         """`namespace/name` -> the object as the server sent it. Read under `lock`."""
         self.lock = threading.Lock()
@@ -89,10 +95,24 @@ class ListWatch:
                     log.info("watch %s: %s; listing again", self.path, exc)
                     self._version = ""
                     continue
+                if exc.status == NOT_FOUND and self.optional:
+                    self._absent()
+                    continue
                 self.error = str(exc)
                 log.warning("watch %s failed (retrying in %.1fs): %s", self.path, backoff, exc)
                 self._stop.wait(backoff * random.uniform(0.8, 1.2))
                 backoff = min(backoff * 2, self.timing.backoff_max)
+
+    def _absent(self) -> None:
+        """An optional kind the server does not serve: nothing of it exists; look again later."""
+        with self.lock:
+            had, self.objects = bool(self.objects), {}
+        if not self.synced or had:
+            log.warning("%s is not served (CRD not applied?); checking every %.0fs", self.path, OPTIONAL_RETRY)
+        self.synced, self._version = True, ""
+        self._contact()
+        self.changed()
+        self._stop.wait(OPTIONAL_RETRY)
 
     def _query(self) -> dict[str, str]:
         return {"labelSelector": self.label_selector} if self.label_selector else {}
