@@ -46,6 +46,8 @@ def _inline_routes(source: listener_pb2.Listener, routes: dict[str, object]) -> 
 def _inline_endpoints(source: cluster_pb2.Cluster, assignments: dict[str, object]) -> cluster_pb2.Cluster:
     result = cluster_pb2.Cluster()
     result.CopyFrom(source)
+    if source.type != cluster_pb2.Cluster.EDS:
+        return result  # a DNS cluster carries its own load assignment
     result.ClearField("eds_cluster_config")
     result.type = cluster_pb2.Cluster.STATIC
     result.load_assignment.CopyFrom(assignments[source.name])

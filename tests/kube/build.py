@@ -135,7 +135,10 @@ def apt_options(work: Path) -> list[str]:
     for sub in ("lists/partial", "cache/archives/partial", "parts"):
         (apt / sub).mkdir(parents=True, exist_ok=True)
     (apt / "sources.list").write_text("\n".join(derived_sources()) + "\n")
+    # As root, apt drops to the _apt user to download, which cannot write into this folder.
+    sandbox = ["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else []
     return [
+        *sandbox,
         "-o",
         f"Dir::Etc::SourceList={apt / 'sources.list'}",
         "-o",
@@ -144,8 +147,6 @@ def apt_options(work: Path) -> list[str]:
         f"Dir::State::Lists={apt / 'lists'}",
         "-o",
         f"Dir::Cache={apt / 'cache'}",
-        "-o",
-        "APT::Sandbox::User=root",
     ]
 
 
