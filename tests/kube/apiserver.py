@@ -19,6 +19,9 @@ from controlplane.sources.kubernetes.client import KubeClient, KubeError, load_c
 from tests.e2e import free_port, wait_for
 from tests.kube.build import default_cache, ready
 
+SA_NAMESPACE = "controlplane-system"
+SERVICE_ACCOUNT = f"system:serviceaccount:{SA_NAMESPACE}:controlplane"
+
 
 def binaries() -> Path | None:
     """The folder with kube-apiserver, etcd and etcdctl, or None when not built."""
@@ -37,6 +40,10 @@ class ApiServer:
         self.etcd: subprocess.Popen[bytes] | None = None
         self.apiserver: subprocess.Popen[bytes] | None = None
         self.kubeconfig = tmp / "kubeconfig"
+        """An administrator's (group system:masters)."""
+        self.sa_token = secrets.token_hex(16)
+        self.sa_kubeconfig = tmp / "kubeconfig-controlplane"
+        """The control plane's service account: only what RBAC grants it (with RBAC on)."""
         self._client: KubeClient | None = None
 
     def start(self) -> ApiServer:
@@ -103,7 +110,6 @@ class ApiServer:
             f"--tls-cert-file={self.tmp / 'serving.crt'}",
             f"--tls-private-key-file={self.tmp / 'serving.key'}",
             f"--token-auth-file={self.tmp / 'tokens.csv'}",
-            "--authorization-mode=AlwaysAllow",
             f"--service-account-key-file={self.tmp / 'sa.key'}",
             f"--service-account-signing-key-file={self.tmp / 'sa.key'}",
             "--service-account-issuer=https://kubernetes.default.svc",
@@ -113,12 +119,22 @@ class ApiServer:
             "--endpoint-reconciler-type=none",
             "--v=0",
             *self.extra_args,
+            # A list flag: repeating it would add to the list, so the default goes only when unset.
+            *(
+                []
+                if any(a.startswith("--authorization-mode") for a in self.extra_args)
+                else ["--authorization-mode=AlwaysAllow"]
+            ),
         ]
 
     def _credentials(self) -> None:
         """Serving certificate, service-account key, token file and a kubeconfig using them."""
-        (self.tmp / "tokens.csv").write_text(f'{self.token},controlplane-test,1,"system:masters"\n')
+        (self.tmp / "tokens.csv").write_text(
+            f'{self.token},controlplane-test,1,"system:masters"\n'
+            f'{self.sa_token},{SERVICE_ACCOUNT},2,"system:serviceaccounts,system:serviceaccounts:{SA_NAMESPACE}"\n'
+        )
         self.kubeconfig.write_text(_kubeconfig(self.port, self.tmp / "serving.crt", self.token))
+        self.sa_kubeconfig.write_text(_kubeconfig(self.port, self.tmp / "serving.crt", self.sa_token))
         if (self.tmp / "serving.crt").exists():
             return
         subprocess.run(
