@@ -176,7 +176,8 @@ def _restore_or_wait(pipeline: Pipeline, state_dir: Path | None) -> None:
         pipeline.state.problems.append(Problem(str(state_dir), 0, 0, "", f"checkpoint ignored: {exc}"))
         checkpoint = None
     if checkpoint is None:
-        log.error("no valid config yet: Envoys will wait until the files are fixed")
+        waiting = "the first Kubernetes sync" if pipeline.kubernetes is not None else "the files are fixed"
+        log.error("no config to serve yet: Envoys will wait until %s", waiting)
         return
     pipeline.restore(checkpoint)
 

@@ -214,7 +214,7 @@ class Pipeline:
             while True:
                 texts = [*inputs.texts, *((s, o.text) for s, o in objects.items() if s not in excluded)]
                 try:
-                    return load_texts(texts, self.policy)
+                    return load_texts(texts, self.policy, {s: o.namespace for s, o in objects.items()})
                 except ConfigError as exc:
                     blamed = _by_source(p for p in exc.problems if p.path in objects)
                     excluded.update(blamed)

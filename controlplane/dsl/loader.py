@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path as FsPath
 
 from pydantic import ValidationError
@@ -35,8 +35,13 @@ def load_files(paths: Iterable[str], policy: AddressPolicy | None = None) -> m.M
     return load_texts(texts, policy)
 
 
-def load_texts(texts: Iterable[tuple[str, str]], policy: AddressPolicy | None = None) -> m.Model:
-    """Validate (source name, YAML text) pairs as one config; raise ConfigError on any problem."""
+def load_texts(
+    texts: Iterable[tuple[str, str]], policy: AddressPolicy | None = None, namespaces: Mapping[str, str] | None = None
+) -> m.Model:
+    """Validate (source name, YAML text) pairs as one config; raise ConfigError on any problem.
+
+    `namespaces` confines some sources (RouteTable objects) to one Kubernetes namespace each.
+    """
     docs: list[FileDoc] = []
     problems: list[Problem] = []
     for source, text in sorted(texts):
@@ -45,7 +50,7 @@ def load_texts(texts: Iterable[tuple[str, str]], policy: AddressPolicy | None = 
         if doc is not None:
             docs.append(doc)
     if not problems:
-        problems = Checker(docs, policy or AddressPolicy()).run()
+        problems = Checker(docs, policy or AddressPolicy(), namespaces or {}).run()
     if problems:
         raise ConfigError(problems)
     return _build(docs)

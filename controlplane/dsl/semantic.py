@@ -38,6 +38,8 @@ class Checker:
 
     docs: list[FileDoc]
     policy: AddressPolicy
+    namespaces: Mapping[str, str] = field(default_factory=dict)
+    """Source -> the one Kubernetes namespace its routes and services may use (RouteTables)."""
     problems: list[Problem] = field(default_factory=list)
 
     def run(self) -> list[Problem]:
@@ -152,8 +154,12 @@ class Checker:
             first.setdefault(name, i)
 
     def _check_reference(self, doc: FileDoc, path: Path, name: str, services: Mapping[str, object]) -> None:
-        if name in services or KubernetesRef.parse(name) is not None:
-            return  # NAMESPACE/NAME:PORT targets a Kubernetes Service port directly
+        ref = KubernetesRef.parse(name)
+        if ref is not None:  # NAMESPACE/NAME:PORT targets a Kubernetes Service port directly
+            self._check_namespace(doc, path, ref.namespace)
+            return
+        if name in services:
+            return
         close = difflib.get_close_matches(name, sorted(services), n=1, cutoff=0.6)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         self.report(doc, path, f"unknown service '{name}'{hint}")
@@ -169,6 +175,14 @@ class Checker:
     def _check_service(self, doc: FileDoc, path: Path, service: ServiceSpec) -> None:
         for sub_path, message in service_problems(service, self.policy):
             self.report(doc, (*path, *sub_path), message)
+        if service.kubernetes is not None:
+            self._check_namespace(doc, (*path, "kubernetes", "namespace"), service.kubernetes.namespace)
+
+    def _check_namespace(self, doc: FileDoc, path: Path, namespace: str) -> None:
+        """A document confined to a namespace (a RouteTable) reaches only Services in it."""
+        own = self.namespaces.get(doc.source)
+        if own is not None and namespace != own:
+            self.report(doc, path, f"this RouteTable is in namespace '{own}': it cannot use Services in '{namespace}'")
 
 
 def _domain_problem(domain: str) -> str | None:

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from controlplane.dsl import AddressPolicy
+from controlplane.dsl import AddressPolicy, load_texts
+from controlplane.errors import ConfigError
 from controlplane.model import DiscoveredPort, Endpoint, KubernetesRef, KubernetesState, Model, Protocol, Service
 from controlplane.sources.kubernetes.mapping import discovered_ports
 from tests.kube.build import lines_from_deb822, lines_from_list
@@ -148,4 +149,20 @@ def test_deb822_sources_become_deb_and_deb_src_lines() -> None:
     assert lines_from_list("deb http://m.invalid/debian bookworm main # x\n#deb-src y\n") == [
         "deb http://m.invalid/debian bookworm main",
         "deb-src http://m.invalid/debian bookworm main",
+    ]
+
+
+def test_a_route_table_reaches_only_services_in_its_own_namespace() -> None:
+    text = (
+        "listeners:\n- name: l\n  port: 8080\n  routes:\n  - match: {prefix: /}\n    to: billing/ledger:http\n"
+        "services:\n  s:\n    kubernetes: {namespace: billing, name: ledger, port: http}\n"
+    )
+    load_texts([("RouteTable billing/r", text)], namespaces={"RouteTable billing/r": "billing"})
+    with pytest.raises(ConfigError) as refused:
+        load_texts([("RouteTable shop/r", text)], namespaces={"RouteTable shop/r": "shop"})
+    assert [str(p) for p in refused.value.problems] == [
+        "RouteTable shop/r:6:9: listeners[0].routes[0].to: this RouteTable is in namespace 'shop': "
+        "it cannot use Services in 'billing'",
+        "RouteTable shop/r:9:30: services.s.kubernetes.namespace: this RouteTable is in namespace 'shop': "
+        "it cannot use Services in 'billing'",
     ]

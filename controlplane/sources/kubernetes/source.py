@@ -66,6 +66,7 @@ class KubernetesSource:
         self.refusals: list[Refusal] = []
         self.state = KubernetesState()
         self.routes: tuple[RouteObject, ...] = ()
+        self.discovery_error = ""
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -78,7 +79,8 @@ class KubernetesSource:
         return min((w.last_contact for w in self.watches.values()), default=0.0)
 
     def errors(self) -> list[str]:
-        return [f"{name}: {w.error}" for name, w in sorted(self.watches.items()) if w.error]
+        found = [f"{name}: {w.error}" for name, w in sorted(self.watches.items()) if w.error]
+        return [f"API discovery: {self.discovery_error}", *found] if self.discovery_error else found
 
     def report(self) -> dict[str, Any]:
         """The source's state for the status page and `/api/config`."""
@@ -125,8 +127,10 @@ class KubernetesSource:
         while not self.slice_version:
             try:
                 self.slice_version = await asyncio.to_thread(endpoint_slice_version, self.client)
+                self.discovery_error = ""
                 log.info("watching EndpointSlices as %s/%s", DISCOVERY_GROUP, self.slice_version)
             except KubeError as exc:
+                self.discovery_error = str(exc)
                 log.warning("Kubernetes API discovery failed (retrying in %.1fs): %s", delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.options.timing.backoff_max)
