@@ -163,6 +163,6 @@ def test_a_route_table_reaches_only_services_in_its_own_namespace() -> None:
     assert [str(p) for p in refused.value.problems] == [
         "RouteTable shop/r:6:9: listeners[0].routes[0].to: this RouteTable is in namespace 'shop': "
         "it cannot use Services in 'billing'",
-        "RouteTable shop/r:9:30: services.s.kubernetes.namespace: this RouteTable is in namespace 'shop': "
+        "RouteTable shop/r:9:29: services.s.kubernetes.namespace: this RouteTable is in namespace 'shop': "
         "it cannot use Services in 'billing'",
     ]
