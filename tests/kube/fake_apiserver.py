@@ -351,6 +351,13 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, TypeError, AttributeError) as exc:  # a bad selector, limit or version
             self._reply(400, status(400, "BadRequest", str(exc)))
 
+    def _read_only(self) -> None:
+        """Writes go through `put` and `delete`; over HTTP they get a Status, as a real server's refusal."""
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))  # keeps the connection usable
+        self._reply(405, status(405, "MethodNotAllowed", f"{self.command} is not supported by the fake API server"))
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = _read_only
+
     def _reply(self, code: int, body: JSON) -> None:
         data = json.dumps(body).encode()
         self.send_response(code)
