@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e import ControlPlane, Envoy, Load, Upstream, free_port, listener, request, stopping, wait_for
+from tests.e2e import ControlPlane, Envoy, Load, Upstream, free_port, listener, metrics_of, request, stopping, wait_for
 from tests.kube.apiserver import ApiServer, apply, endpoint_slice, namespace, service
 
 NS = "shop"
@@ -97,6 +98,10 @@ def test_envoy_follows_scale_up_and_down(cluster: Cluster) -> None:
     wait_for(lambda: seen(cluster.port) == {"u1"}, what="scale down to one endpoint")
     report = cluster.config()["kubernetes"]
     assert report["synced"] and report["endpoint_slices"] == "discovery.k8s.io/v1beta1"
+    page = urllib.request.urlopen(f"http://127.0.0.1:{cluster.control_plane.status_port}/", timeout=5).read().decode()
+    assert "Kubernetes: synced" in page and "discovery.k8s.io/v1beta1" in page
+    metrics = metrics_of(cluster.control_plane.status_port)
+    assert metrics[("controlplane_source_sync_age_seconds", (("source", "kubernetes"),))] < 60
 
 
 def test_terminating_endpoint_drains_without_failures(cluster: Cluster) -> None:
