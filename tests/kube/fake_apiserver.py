@@ -102,7 +102,7 @@ def selector_matches(selector: str, labels: dict[str, str]) -> bool:
 
 
 class FakeApiServer:
-    """The objects, the event log and the HTTP server; every field is guarded by `changed`."""
+    """The objects, the event log and the HTTP server; the state watches read is guarded by `changed`."""
 
     def __init__(self, tmp: Path, bookmark_interval: float = 0.5) -> None:
         self.token = secrets.token_hex(16)
@@ -119,8 +119,9 @@ class FakeApiServer:
         self.ended = 0
         """Bumped by `end_watches`: a watch opened before the bump ends."""
         self.compactions = 0
+        """Bumped by `compact`: a watch opened before the bump sends no more bookmarks."""
         self.requests: list[tuple[str, dict[str, str]]] = []
-        """(path, query) of every authorised request, for tests to assert on."""
+        """(path, query) of every authorised request, for tests to assert on (append-only, no lock)."""
         self.stopped = False
         self.server: _Server | None = None
 

@@ -76,7 +76,7 @@ class KubernetesSource:
 
     def last_contact(self) -> float:
         """The oldest of the watches' last contact: how stale the view may be."""
-        return min((w.last_contact for w in self.watches.values()), default=0.0)
+        return min((w.last_contact for w in self.watches.values() if not w.absent), default=0.0)
 
     def errors(self) -> list[str]:
         found = [f"{name}: {w.error}" for name, w in sorted(self.watches.items()) if w.error]

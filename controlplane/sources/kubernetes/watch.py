@@ -64,6 +64,8 @@ class ListWatch:
         self.error = ""
         """Why the last attempt failed, until one succeeds."""
         self.relists = 0
+        self.absent = False
+        """True while an optional kind is not served: its age says nothing about freshness."""
         self._version = ""
         self._listed_at = 0.0
         self._stop = threading.Event()
@@ -88,7 +90,10 @@ class ListWatch:
             try:
                 if not self._version or time.monotonic() - self._listed_at > self.timing.relist_seconds:
                     self._list()
-                self._watch()
+                if self._watch() == 0:
+                    # Ended at once with nothing in it: a server or proxy doing this must not
+                    # turn the loop into a tight one.
+                    self._stop.wait(self.timing.backoff_min)
                 backoff = self.timing.backoff_min
             except KubeError as exc:
                 if exc.status == GONE:
@@ -109,7 +114,7 @@ class ListWatch:
             had, self.objects = bool(self.objects), {}
         if not self.synced or had:
             log.warning("%s is not served (CRD not applied?); checking every %.0fs", self.path, OPTIONAL_RETRY)
-        self.synced, self._version = True, ""
+        self.synced, self._version, self.absent = True, "", True
         self._contact()
         self.changed()
         self._stop.wait(OPTIONAL_RETRY)
@@ -134,12 +139,13 @@ class ListWatch:
         self._version = page.get("metadata", {}).get("resourceVersion", "")
         self._listed_at = time.monotonic()
         self.relists += 1
+        self.absent = False
         self._contact()
         self.synced = True
         self.changed()
 
-    def _watch(self) -> None:
-        """Apply events until the server ends the stream, or a re-list is due."""
+    def _watch(self) -> int:
+        """Apply events until the server ends the stream, or a re-list is due; returns how many."""
         query = {
             **self._query(),
             "watch": "true",
@@ -147,10 +153,13 @@ class ListWatch:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(self.timing.watch_seconds),
         }
+        applied = 0
         for event in self._events(query):
             self._apply(event)
+            applied += 1
             if self._stop.is_set() or time.monotonic() - self._listed_at > self.timing.relist_seconds:
-                return
+                break
+        return applied
 
     def _events(self, query: dict[str, str]) -> Iterator[JSON]:
         # Read timeout: a bookmark or an event comes at least every minute or so; a silent
