@@ -38,6 +38,9 @@ def cluster(service: Service) -> cluster_pb2.Cluster:
         health_checks=[health_check(service.health_check, service.protocol)] if service.health_check else [],
         outlier_detection=outlier_detection(service.outlier_detection) if service.outlier_detection else None,
         circuit_breakers=circuit_breakers(service.circuit_breaker) if service.circuit_breaker else None,
+        # Per-endpoint requests, 5xx and health (`cluster.endpoint.*`) for the stats sink: the only
+        # way Envoy pushes per-host health. Envoy refuses it together with LRS (`load_stats_config`).
+        track_cluster_stats=cluster_pb2.TrackClusterStats(per_endpoint_stats=True),
     )
     _set_lb_config(result, service)
     # Envoy merges health changes for 1s by default before load balancers see them: a dead
