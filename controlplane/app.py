@@ -32,6 +32,7 @@ from controlplane.sources.registry import RegistryState
 from controlplane.sources.registry_api import RegistryService, expire_leases
 from controlplane.status.server import create_app
 from controlplane.telemetry.alerts import AlertEngine
+from controlplane.telemetry.counters import CounterDeltas
 from controlplane.telemetry.metrics import Metrics, Readings
 from controlplane.telemetry.otel import add_collector
 from controlplane.telemetry.traffic import TrafficStore
@@ -77,7 +78,7 @@ async def serve(options: ServeOptions) -> None:
     discovery = DiscoveryServer(cache, registry, observer=metrics)
     grpc_server, health, port = create_server(discovery, options.xds_address)
     registry_pb2_grpc.add_RegistryServicer_to_server(registry_api, grpc_server)
-    add_collector(grpc_server, traffic, time.time)
+    add_collector(grpc_server, traffic, time.time, CounterDeltas())
     engine = AlertEngine()
     metrics.alert_counts = lambda: collections.Counter(a.name for a in engine.active.values())
     await grpc_server.start()
