@@ -94,6 +94,7 @@ async def serve(options: ServeOptions) -> None:
     log.info("xDS listening on %s (port %d)", options.xds_address, port)
     view = View(cache, pipeline, registry, metrics, traffic, engine)
     view.source_checked_at = lambda: source.checked_at
+    metrics.endpoint_figures = view.endpoint_figures
     status = _status_server(view, options.status_address, options.admin_token)
     stop = asyncio.Event()
     _on_signals(stop)
