@@ -135,3 +135,12 @@ def test_per_endpoint_totals_become_requests_errors_and_health() -> None:
     assert (figures["127.0.0.1:3"].requests, figures["127.0.0.1:3"].error_rate) == (10, 1.0)
     assert store.endpoint_figures("api", now=110.0, window=7.0)["127.0.0.1:3"].requests == 0
     assert store.latest("api", now=110.0, window=60.0) == {"gw-1": later}
+
+
+def test_per_endpoint_counts_are_kept_for_two_minutes_only() -> None:
+    store = TrafficStore()
+    for at in (0.0, 100.0, 200.0):
+        store.add("gw-1", "api", Sample(at=at, requests=1, endpoints={"10.0.0.1:80": EndpointSample(requests=1)}))
+    assert [len(s.endpoints) for s in store.samples[("gw-1", "api")]] == [0, 1, 1]
+    assert store.endpoint_figures("api", now=200.0, window=150.0)["10.0.0.1:80"].requests == 2
+    assert store.figures("api", now=200.0, window=300.0).requests == 3  # the service's own counts stay

@@ -17,9 +17,12 @@ from typing import Any
 
 SAMPLES_KEPT = 120
 """Per (Envoy, service): at 5s a sample, the last 10 minutes."""
+ENDPOINTS_KEPT_SECONDS = 120.0
+"""Per-endpoint counts are dropped from samples older than this: the page and the API look at the
+last minute, and a big service's endpoints in every sample of 10 minutes would cost memory."""
 
 
-@dataclass
+@dataclass(slots=True)
 class EndpointSample:
     """What one Envoy reported for one endpoint of a service in one push."""
 
@@ -79,7 +82,12 @@ class TrafficStore:
 
     def add(self, node_id: str, service: str, sample: Sample) -> None:
         key = (node_id, service)
-        self.samples.setdefault(key, collections.deque(maxlen=SAMPLES_KEPT)).append(sample)
+        samples = self.samples.setdefault(key, collections.deque(maxlen=SAMPLES_KEPT))
+        samples.append(sample)
+        for old in samples:
+            if sample.at - old.at <= ENDPOINTS_KEPT_SECONDS:
+                break
+            old.endpoints = {}
 
     def healthy_by_node(self, service: str) -> dict[str, int]:
         """The latest healthy-endpoint count each Envoy reported for `service`."""
