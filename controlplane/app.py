@@ -35,6 +35,7 @@ from controlplane.sources.registry import RegistryState
 from controlplane.sources.registry_api import RegistryService, expire_leases
 from controlplane.status.server import create_app
 from controlplane.telemetry.alerts import AlertEngine
+from controlplane.telemetry.counters import CounterDeltas
 from controlplane.telemetry.metrics import Metrics, Readings
 from controlplane.telemetry.otel import add_collector
 from controlplane.telemetry.traffic import TrafficStore
@@ -84,7 +85,7 @@ async def serve(options: ServeOptions) -> None:
     discovery = DiscoveryServer(cache, registry, observer=metrics)
     grpc_server, health, port = create_server(discovery, options.xds_address)
     registry_pb2_grpc.add_RegistryServicer_to_server(registry_api, grpc_server)
-    add_collector(grpc_server, traffic, time.time)
+    add_collector(grpc_server, traffic, time.time, CounterDeltas())
     engine = AlertEngine()
     metrics.alert_counts = lambda: collections.Counter(a.name for a in engine.active.values())
     await grpc_server.start()
@@ -101,6 +102,7 @@ async def serve(options: ServeOptions) -> None:
     view = View(cache, pipeline, registry, metrics, traffic, engine)
     view.source_checked_at = lambda: source.checked_at
     view.kubernetes = kubernetes.report if kubernetes else None
+    metrics.endpoint_figures = view.endpoint_figures
     status = _status_server(view, options.status_address, options.admin_token)
     stop = asyncio.Event()
     _on_signals(stop)

@@ -78,16 +78,18 @@ def bootstrap(options: BootstrapOptions) -> bootstrap_pb2.Bootstrap:
 def stats_sink(node_id: str) -> open_telemetry_pb2.SinkConfig:
     """Envoy's OpenTelemetry stats sink, pushing to the control plane over the xDS cluster.
 
-    Counters and histograms are reported as deltas, tags as attributes (`envoy.cluster_name`,
-    `envoy.response_code_class`), and the node id travels as gRPC metadata so the collector
-    knows which Envoy is speaking.
+    Counters are reported as running totals: Envoy's deltas of per-endpoint counters lose
+    whatever a read of its admin `/stats` latched in between (see telemetry/counters.py).
+    Histograms are reported as deltas, tags as attributes (`envoy.cluster_name`,
+    `envoy.response_code_class`, `envoy.endpoint_address`), and the node id travels as gRPC
+    metadata so the collector knows which Envoy is speaking.
     """
     service = grpc_service_pb2.GrpcService()
     service.envoy_grpc.cluster_name = XDS_CLUSTER
     service.initial_metadata.add(key=NODE_ID_HEADER, value=node_id)
     return open_telemetry_pb2.SinkConfig(
         grpc_service=service,
-        report_counters_as_deltas=True,
+        report_counters_as_deltas=False,
         report_histograms_as_deltas=True,
         emit_tags_as_attributes=boolean(True),
         use_tag_extracted_name=boolean(True),

@@ -13,9 +13,11 @@ from typing import Any
 
 from controlplane.cache import SnapshotCache
 from controlplane.cache.quarantine import QuarantineEntry
+from controlplane.model import Service
 from controlplane.pipeline import Pipeline
 from controlplane.render import resources_to_data
 from controlplane.telemetry.alerts import AlertEngine
+from controlplane.telemetry.endpoints import EndpointState, endpoint_states
 from controlplane.telemetry.metrics import Metrics
 from controlplane.telemetry.traffic import TrafficStore
 from controlplane.translate import LISTENER_TYPE, ROUTE_TYPE
@@ -64,20 +66,23 @@ class View:
                     "name": service.name,
                     "lb": service.lb.value,
                     "discovery": service.discovery,
-                    "endpoints": [
-                        {
-                            "address": f"{e.host}:{e.port}",
-                            "zone": e.zone,
-                            "priority": e.priority,
-                            "weight": e.weight,
-                            "draining": e.draining,
-                        }
-                        for e in service.endpoints
-                    ],
+                    "endpoints": _endpoints(service, endpoint_states(service, self.traffic, now, TRAFFIC_WINDOW)),
                     "traffic": asdict(figures),
                     "series": self.traffic.series(service.name, now, SERIES_WINDOW, SERIES_STEP),
                 }
             )
+        return result
+
+    def endpoint_figures(self) -> dict[tuple[str, str], tuple[float, float, int]]:
+        """Per configured (service, endpoint), last minute: (requests/s, error ratio, Envoys with it unhealthy)."""
+        model = self.pipeline.model
+        if model is None:
+            return {}
+        now, result = time.time(), {}
+        for service in model.with_discovered(self.pipeline.discovered).services:
+            for state in endpoint_states(service, self.traffic, now, TRAFFIC_WINDOW):
+                f = state.figures
+                result[(service.name, state.address)] = (f.rate, f.error_rate, len(state.unhealthy_in))
         return result
 
     def metrics_text(self) -> bytes:
@@ -168,3 +173,22 @@ class View:
                 }
             )
         return result
+
+
+def _endpoints(service: Service, states: list[EndpointState]) -> list[dict[str, Any]]:
+    """The configured endpoints with what the Envoys pushed about each (config order)."""
+    return [
+        {
+            "address": state.address,
+            "zone": e.zone,
+            "priority": e.priority,
+            "weight": e.weight,
+            "draining": e.draining,
+            **asdict(state.figures),
+            "health": state.health,
+            "healthy_in": list(state.healthy_in),
+            "unhealthy_in": list(state.unhealthy_in),
+            "causes": list(state.causes),
+        }
+        for e, state in zip(service.endpoints, states, strict=True)
+    ]

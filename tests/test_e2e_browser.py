@@ -69,4 +69,6 @@ def test_the_page_in_a_browser_while_traffic_flows(tmp_path: Path) -> None:
         row = row[: row.index("</tr>")]
         assert "<polyline" in row  # the sparkline rendered
         assert "0.0%" in row  # no errors
+        endpoint = dom[dom.index(f'data-endpoint="{app.address}"') :]
+        assert "healthy in 1 Envoy(s)" in endpoint[: endpoint.index("</tr>")]
         assert screenshot.exists() and screenshot.stat().st_size > 10_000

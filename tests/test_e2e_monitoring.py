@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -127,10 +129,78 @@ def test_traffic_through_envoy_shows_up_per_service(tmp_path: Path) -> None:
         assert (seen["failing"]["requests"], seen["failing"]["errors"], seen["failing"]["error_rate"]) == (10, 10, 1.0)
         assert seen["fine"]["p50_ms"] is not None and seen["fine"]["p99_ms"] >= seen["fine"]["p50_ms"]
         service = next(s for s in cp.get("/api/services") if s["name"] == "fine")
-        assert service["endpoints"] == [
-            {"address": ok.address, "zone": "", "priority": 0, "weight": 1, "draining": False}
-        ]
+        (endpoint,) = service["endpoints"]
+        assert {k: endpoint[k] for k in ("address", "zone", "priority", "weight", "draining")} == {
+            "address": ok.address,
+            "zone": "",
+            "priority": 0,
+            "weight": 1,
+            "draining": False,
+        }
+        assert (endpoint["requests"], endpoint["errors"], endpoint["health"]) == (50, 0, "healthy")
         assert sum(point["rate"] for point in service["series"]) > 0
         exported = metrics_of(cp.status_port)
         assert exported[("controlplane_service_error_ratio", (("service", "failing"),))] == 1.0
         assert exported[("controlplane_service_request_rate", (("service", "fine"),))] == pytest.approx(50 / 60)
+
+
+def test_per_endpoint_traffic_and_health_pushed_by_envoy(tmp_path: Path) -> None:
+    """Three upstreams behind one service, one answering 500, and a health-checked service with a
+    sick endpoint: each endpoint's requests and 5xx match what the upstream itself counted, the
+    failing one is shown ejected and the sick one failing health checks, within a few pushes,
+    even though Envoy's admin /stats is read in between (it latches Envoy's per-host counters)."""
+    one, two, bad = Upstream("one").start(), Upstream("two").start(), Upstream("bad", failing=True).start()
+    three, sick = Upstream("three").start(), Upstream("sick", failing=True).start()
+    port = free_port()
+    text = listener(
+        port, "      - match: {prefix: /checked}\n        to: checked\n      - match: {prefix: /}\n        to: app\n"
+    )
+    text += (
+        f"services:\n  app:\n    endpoints: ['{one.address}', '{two.address}', '{bad.address}']\n"
+        "    outlier_detection:\n"
+        "      {consecutive_5xx: 3, interval: 100ms, base_ejection_time: 60s, max_ejection_percent: 50}\n"
+        f"  checked:\n    endpoints: ['{three.address}', '{sick.address}']\n"
+        "    health_check: {http: /healthz, interval: 200ms, timeout: 200ms, unhealthy: 1, healthy: 1}\n"
+    )
+    cp = ControlPlane(text, tmp_path).start()
+    envoy = Envoy(tmp_path, cp.xds_port, "gw-1", "sotw", bootstrap_args=("--stats-interval", "1s")).start()
+    with stopping(one, two, bad, three, sick, cp, envoy):
+        envoy.wait_listening(port)
+        wait_for(lambda: request(port, "/checked")[0] == 200, what="the health-checked service answering")
+        statuses = [request(port)[0] for _ in range(60)] + [request(port, "/checked")[0] for _ in range(20)]
+        envoy.admin("/stats")  # a reader of Envoy's own stats must not take counts from the pushes
+        sent_at = time.monotonic()
+        assert (statuses.count(500), bad.hits) == (3, 3)  # ejected after its 3rd consecutive 5xx
+        upstreams = {u.address: u for u in (one, two, bad, three, sick)}
+
+        def endpoints() -> dict[str, dict[str, object]]:
+            return {e["address"]: e for s in cp.get("/api/services") for e in s["endpoints"]}
+
+        def matches_upstreams() -> dict[str, dict[str, object]] | None:
+            seen = endpoints()
+            counted = all(seen[a]["requests"] == u.hits for a, u in upstreams.items())
+            return seen if counted and seen[bad.address]["health"] == "unhealthy" else None
+
+        seen = wait_for(matches_upstreams, timeout=10, what="per-endpoint figures equal to the upstreams' counts")
+        visible_after = time.monotonic() - sent_at
+        assert one.hits + two.hits + bad.hits == 60 and three.hits == 21 and sick.hits == 0
+        assert [seen[u.address]["errors"] for u in (one, two, bad, three, sick)] == [0, 0, 3, 0, 0]
+        assert seen[bad.address]["error_rate"] == 1.0
+        assert (seen[bad.address]["unhealthy_in"], seen[bad.address]["causes"]) == (
+            ["gw-1"],
+            ["ejected by outlier detection"],
+        )
+        assert (seen[sick.address]["health"], seen[sick.address]["causes"]) == ("unhealthy", ["failing health checks"])
+        assert {seen[u.address]["health"] for u in (one, two, three)} == {"healthy"}
+        assert visible_after < 5, f"took {visible_after:.1f}s with Envoy pushing every 1s"
+
+        exported = metrics_of(cp.status_port)
+        labels = (("endpoint", bad.address), ("service", "app"))
+        assert exported[("controlplane_endpoint_error_ratio", labels)] == 1.0
+        assert exported[("controlplane_endpoint_unhealthy_envoys", labels)] == 1
+        assert exported[("controlplane_endpoint_request_rate", (("endpoint", one.address), ("service", "app")))] == (
+            pytest.approx(one.hits / 60)
+        )
+        page = urllib.request.urlopen(f"http://127.0.0.1:{cp.status_port}/", timeout=5).read().decode()
+        row = page[page.index(f"data-endpoint={bad.address}") :]
+        assert "unhealthy in gw-1: ejected by outlier detection" in row[: row.index("</tr>")]

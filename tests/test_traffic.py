@@ -6,8 +6,11 @@ import pytest
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 
+from controlplane.model import AlertRules
+from controlplane.telemetry.alerts import AlertEngine, Facts
+from controlplane.telemetry.counters import CounterDeltas
 from controlplane.telemetry.otel import samples_of
-from controlplane.telemetry.traffic import Sample, TrafficStore
+from controlplane.telemetry.traffic import EndpointFigures, EndpointSample, Sample, TrafficStore
 
 
 def export(
@@ -64,18 +67,88 @@ def test_series_has_one_point_per_step() -> None:
 
 
 def test_a_firing_alert_keeps_its_start_and_refreshes_its_summary() -> None:
-    from controlplane.model import AlertRules
-    from controlplane.telemetry.alerts import AlertEngine, Facts
 
     store, engine = TrafficStore(), AlertEngine()
     rules = AlertRules(error_rate_percent=10.0)
     store.add("gw-1", "api", Sample(at=100.0, requests=10, errors=10))
-    fired, _ = engine.evaluate(Facts(100.0, (), 0.0, store, ("api",)), rules)
+    fired, _ = engine.evaluate(Facts(100.0, (), {}, store, ("api",)), rules)
     assert [a.summary for a in fired] == ["100% of 10 requests failed (5xx)"]
     store.add("gw-1", "api", Sample(at=101.0, requests=30, errors=10))
-    fired, resolved = engine.evaluate(Facts(101.0, (), 0.0, store, ("api",)), rules)
+    fired, resolved = engine.evaluate(Facts(101.0, (), {}, store, ("api",)), rules)
     (alert,) = engine.active.values()
     assert (fired, resolved, alert.since, alert.summary) == ([], [], 100.0, "50% of 40 requests failed (5xx)")
     store.add("gw-1", "api", Sample(at=102.0, requests=400, errors=0))
-    _, resolved = engine.evaluate(Facts(102.0, (), 0.0, store, ("api",)), rules)
+    _, resolved = engine.evaluate(Facts(102.0, (), {}, store, ("api",)), rules)
     assert [a.name for a in resolved] == ["ServiceErrorRate"]
+
+
+def cumulative_export(uptime: int, endpoints: dict[str, tuple[int, int, int]], ejected: int) -> object:
+    """An export as the generated bootstrap makes Envoy send it: running totals, per-endpoint series.
+
+    `endpoints`: address -> (requests total, 5xx total, healthy 0/1).
+    """
+    request = metrics_service_pb2.ExportMetricsServiceRequest()
+    scope = request.resource_metrics.add().instrumentation_library_metrics.add()
+    scope.metrics.add(name="server.uptime").gauge.data_points.add(as_int=uptime)
+
+    def tags(**values: str) -> list[common_pb2.KeyValue]:
+        return [common_pb2.KeyValue(key=k, value=common_pb2.AnyValue(string_value=v)) for k, v in values.items()]
+
+    cluster = {"envoy.cluster_name": "api"}
+    for name, index in (("cluster.endpoint.rq_total", 0), ("cluster.endpoint.rq_error", 1)):
+        metric = scope.metrics.add(name=name)
+        metric.sum.aggregation_temporality = 2  # cumulative
+        for address, values in endpoints.items():
+            point = metric.sum.data_points.add(as_int=values[index])
+            point.attributes.extend(tags(**cluster, **{"envoy.endpoint_address": address}))
+    healthy = scope.metrics.add(name="cluster.endpoint.healthy")
+    for address, values in endpoints.items():
+        healthy.gauge.data_points.add(as_int=values[2]).attributes.extend(
+            tags(**cluster, **{"envoy.endpoint_address": address})
+        )
+    gauge = scope.metrics.add(name="cluster.outlier_detection.ejections_active").gauge.data_points.add(as_int=ejected)
+    gauge.attributes.extend(tags(**cluster))
+    return request
+
+
+def test_per_endpoint_totals_become_requests_errors_and_health() -> None:
+    counters, store = CounterDeltas(), TrafficStore()
+    first = {"127.0.0.1:1": (10, 0, 1), "127.0.0.1:2": (10, 0, 1), "127.0.0.1:3": (10, 10, 0)}
+    samples = samples_of(cumulative_export(2, first, ejected=1), 100.0, "gw-1", counters)
+    assert samples["api"].ejected == 1
+    assert samples["api"].endpoints == {
+        "127.0.0.1:1": EndpointSample(requests=10, errors=0, healthy=True),
+        "127.0.0.1:2": EndpointSample(requests=10, errors=0, healthy=True),
+        "127.0.0.1:3": EndpointSample(requests=10, errors=10, healthy=False),
+    }
+    store.add("gw-1", "api", samples["api"])
+    second = {"127.0.0.1:1": (25, 0, 1), "127.0.0.1:2": (24, 1, 1), "127.0.0.1:3": (10, 10, 0)}
+    later = samples_of(cumulative_export(7, second, ejected=1), 105.0, "gw-1", counters)["api"]
+    assert {a: (e.requests, e.errors) for a, e in later.endpoints.items()} == {
+        "127.0.0.1:1": (15, 0),
+        "127.0.0.1:2": (14, 1),
+        "127.0.0.1:3": (0, 0),  # ejected: no new traffic
+    }
+    store.add("gw-1", "api", later)
+    figures = store.endpoint_figures("api", now=110.0, window=60.0)
+    assert figures["127.0.0.1:1"] == EndpointFigures(requests=25, errors=0, rate=25 / 60, error_rate=0.0)
+    assert (figures["127.0.0.1:3"].requests, figures["127.0.0.1:3"].error_rate) == (10, 1.0)
+    assert store.endpoint_figures("api", now=110.0, window=7.0)["127.0.0.1:3"].requests == 0
+    assert store.latest("api", now=110.0, window=60.0) == {"gw-1": later}
+
+
+def test_per_endpoint_counts_are_kept_for_two_minutes_only() -> None:
+    store = TrafficStore()
+    for at in (0.0, 100.0, 200.0):
+        store.add("gw-1", "api", Sample(at=at, requests=1, endpoints={"10.0.0.1:80": EndpointSample(requests=1)}))
+    assert [len(s.endpoints) for s in store.samples[("gw-1", "api")]] == [0, 1, 1]
+    assert store.endpoint_figures("api", now=200.0, window=150.0)["10.0.0.1:80"].requests == 2
+    assert store.figures("api", now=200.0, window=300.0).requests == 3  # the service's own counts stay
+
+
+def test_source_stale_fires_per_source() -> None:
+    """Each source ages on its own: a silent Kubernetes API fires, fresh files do not, never-heard stays quiet."""
+    engine, now = AlertEngine(), 1000.0
+    contacts = {"files": now - 1, "kubernetes": now - 120, "never": 0.0}
+    fired, _ = engine.evaluate(Facts(now, (), contacts, TrafficStore(), ()), AlertRules())
+    assert [(a.name, dict(a.labels)) for a in fired] == [("SourceStale", {"source": "kubernetes"})]

@@ -113,7 +113,7 @@ def _services(services: list[dict[str, Any]]) -> str:
         "<tr><th>Service</th><th>Endpoints</th><th>Requests/s</th><th>Errors</th><th>p50</th><th>p99</th>"
         "<th>Last 5 min</th></tr>"
     )
-    rows = "".join(_service_row(s) for s in services)
+    rows = "".join(_service_row(s) + _endpoint_rows(s) for s in services)
     return f"<h2>Services ({len(services)})</h2><table id=services>{head}{rows}</table>"
 
 
@@ -141,6 +141,32 @@ def _service_row(service: dict[str, Any]) -> str:
         f"<td class={error_class}>{t['error_rate']:.1%}</td><td>{latency[0]}</td><td>{latency[1]}</td>"
         f"<td>{chart}</td></tr>"
     )
+
+
+def _endpoint_rows(service: dict[str, Any]) -> str:
+    """Under a service: each endpoint's traffic and health as the Envoys pushed them (last minute)."""
+    if not service["endpoints"]:
+        return ""
+    head = "<tr><th>Endpoint</th><th>Health (Envoy's view)</th><th>Requests/s</th><th>Requests</th><th>5xx</th></tr>"
+    rows = "".join(
+        f"<tr data-endpoint={e(ep['address'])}><td><code>{e(ep['address'])}</code></td>{_health_cell(ep)}"
+        f"<td>{ep['rate']:.1f}</td><td>{ep['requests']}</td>"
+        f"<td class={'bad' if ep['errors'] else 'ok'}>{ep['errors']} ({ep['error_rate']:.1%})</td></tr>"
+        for ep in service["endpoints"]
+    )
+    return (
+        f"<tr class=endpoints data-endpoints-of={e(service['name'])}><td></td>"
+        f"<td colspan=6><table>{head}{rows}</table></td></tr>"
+    )
+
+
+def _health_cell(endpoint: dict[str, Any]) -> str:
+    if endpoint["health"] == "unknown":
+        return "<td class=muted>not reported yet</td>"
+    if endpoint["health"] == "healthy":
+        return f"<td class=ok>healthy in {len(endpoint['healthy_in'])} Envoy(s)</td>"
+    where = ", ".join(endpoint["unhealthy_in"])
+    return f"<td class=bad>unhealthy in {e(where)}: {e('; '.join(endpoint['causes']))}</td>"
 
 
 def _ms(value: float | None) -> str:

@@ -14,6 +14,13 @@ from prometheus_client.registry import Collector
 
 from controlplane.translate.common import short_type
 
+MAX_ENDPOINT_SERIES = 1000
+"""Per-endpoint gauges are exported for at most this many (service, endpoint) pairs, in name order.
+
+Only endpoints of the config are exported (addresses an Envoy pushes that are not configured are
+ignored), so the count is bounded by the config; the cap keeps a large mesh from making every
+scrape heavy. `controlplane_endpoint_series_omitted` says how many pairs were left out.
+"""
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -63,7 +70,10 @@ class Metrics:
         self.rejected = Counter("controlplane_config_rejections", "Config edits refused as invalid", registry=r)
         self.alert_counts: Callable[[], Mapping[str, int]] = dict
         """Firing alerts by name (set by the composition root once alerts exist)."""
+        self.endpoint_figures: Callable[[], Mapping[tuple[str, str], tuple[float, float, int]]] = dict
+        """Per (service, endpoint), last minute: (requests/s, error ratio, Envoys that have it unhealthy)."""
         r.register(_Gauges(readings, lambda: self.alert_counts()))
+        r.register(_EndpointGauges(lambda: self.endpoint_figures()))
 
     def pushed(self, type_url: str) -> None:
         self.pushes.labels(short_type(type_url)).inc()
@@ -125,3 +135,28 @@ def _service_gauges(figures: Mapping[str, tuple[float, float, float | None]]) ->
         if p99_ms is not None:
             p99.add_metric([service], p99_ms / 1000)
     yield from (rate, errors, p99)
+
+
+class _EndpointGauges(Collector):
+    """Per configured endpoint: the traffic and health the Envoys pushed, over the last minute."""
+
+    def __init__(self, figures: Callable[[], Mapping[tuple[str, str], tuple[float, float, int]]]) -> None:
+        self.figures = figures
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["service", "endpoint"]
+        rate = GaugeMetricFamily("controlplane_endpoint_request_rate", "Requests/s (last minute)", labels=labels)
+        errors = GaugeMetricFamily("controlplane_endpoint_error_ratio", "Share of 5xx (last minute)", labels=labels)
+        unhealthy = GaugeMetricFamily(
+            "controlplane_endpoint_unhealthy_envoys", "Envoys whose latest push has it unhealthy", labels=labels
+        )
+        figures = sorted(self.figures().items())
+        for (service, endpoint), (requests, error_ratio, unhealthy_in) in figures[:MAX_ENDPOINT_SERIES]:
+            rate.add_metric([service, endpoint], requests)
+            errors.add_metric([service, endpoint], error_ratio)
+            unhealthy.add_metric([service, endpoint], unhealthy_in)
+        omitted = max(0, len(figures) - MAX_ENDPOINT_SERIES)
+        yield from (rate, errors, unhealthy)
+        yield GaugeMetricFamily(
+            "controlplane_endpoint_series_omitted", "Endpoints left out of the per-endpoint gauges", value=omitted
+        )

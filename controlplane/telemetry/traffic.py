@@ -1,9 +1,12 @@
-"""Traffic figures per upstream service, from the stats Envoys push (OpenTelemetry, as deltas).
+"""Traffic figures per upstream service and per endpoint, from the stats Envoys push (OpenTelemetry).
 
 Each export adds one sample per (Envoy, service): requests, 5xx responses and the latency
-histogram's bucket counts. Figures over a window merge the samples of every Envoy: request
-rate, error rate, and p50/p99 read off the merged histogram (upper bound of the bucket that
-holds the quantile, as Prometheus' histogram_quantile does without interpolation).
+histogram's bucket counts since the previous export, the health gauges, and the same counts
+per endpoint with the endpoint's health as that Envoy sees it. Figures over a window merge the
+samples of every Envoy: request rate, error rate, and p50/p99 read off the merged histogram
+(upper bound of the bucket that holds the quantile, as Prometheus' histogram_quantile does
+without interpolation). Envoy keeps no latency histogram per endpoint, so there is no per-endpoint
+latency.
 """
 
 from __future__ import annotations
@@ -14,6 +17,20 @@ from typing import Any
 
 SAMPLES_KEPT = 120
 """Per (Envoy, service): at 5s a sample, the last 10 minutes."""
+ENDPOINTS_KEPT_SECONDS = 120.0
+"""Per-endpoint counts are dropped from samples older than this: the page and the API look at the
+last minute, and a big service's endpoints in every sample of 10 minutes would cost memory."""
+
+
+@dataclass(slots=True)
+class EndpointSample:
+    """What one Envoy reported for one endpoint of a service in one push."""
+
+    requests: int = 0
+    errors: int = 0
+    """Requests answered 5xx (Envoy's per-host `rq_error`)."""
+    healthy: bool | None = None
+    """Envoy's view: False while the endpoint fails health checks, is ejected or is draining."""
 
 
 @dataclass
@@ -27,6 +44,22 @@ class Sample:
     buckets: tuple[int, ...] = ()
     healthy: int | None = None
     """Healthy endpoints the Envoy sees (its `membership_healthy` gauge), if reported."""
+    ejected: int | None = None
+    """Endpoints outlier detection has ejected right now (`outlier_detection.ejections_active`)."""
+    passing_health_checks: int | None = None
+    """Endpoints passing active health checks (`health_check.healthy`), when health checks are on."""
+    endpoints: dict[str, EndpointSample] = field(default_factory=dict)
+    """By endpoint address as Envoy writes it (`127.0.0.1:8080`, `[::1]:8080`)."""
+
+
+@dataclass(frozen=True)
+class EndpointFigures:
+    """One endpoint's traffic over a window, every Envoy together."""
+
+    requests: int
+    errors: int
+    rate: float
+    error_rate: float
 
 
 @dataclass
@@ -49,7 +82,12 @@ class TrafficStore:
 
     def add(self, node_id: str, service: str, sample: Sample) -> None:
         key = (node_id, service)
-        self.samples.setdefault(key, collections.deque(maxlen=SAMPLES_KEPT)).append(sample)
+        samples = self.samples.setdefault(key, collections.deque(maxlen=SAMPLES_KEPT))
+        samples.append(sample)
+        for old in samples:
+            if sample.at - old.at <= ENDPOINTS_KEPT_SECONDS:
+                break
+            old.endpoints = {}
 
     def healthy_by_node(self, service: str) -> dict[str, int]:
         """The latest healthy-endpoint count each Envoy reported for `service`."""
@@ -60,18 +98,33 @@ class TrafficStore:
                 result[node] = latest
         return result
 
+    def latest(self, service: str, now: float, window: float) -> dict[str, Sample]:
+        """Each Envoy's latest sample for `service`, if taken in (now - window, now]."""
+        result = {}
+        for (node, name), items in self.samples.items():
+            if name == service and items and now - window < items[-1].at <= now:
+                result[node] = items[-1]
+        return result
+
+    def endpoint_figures(self, service: str, now: float, window: float) -> dict[str, EndpointFigures]:
+        """Per endpoint address: totals of every Envoy's samples for `service` in (now - window, now]."""
+        totals: dict[str, list[int]] = {}
+        for sample in self._window(service, now, window):
+            for address, endpoint in sample.endpoints.items():
+                counts = totals.setdefault(address, [0, 0])
+                counts[0] += endpoint.requests
+                counts[1] += endpoint.errors
+        return {
+            address: EndpointFigures(requests, errors, requests / window, errors / requests if requests else 0.0)
+            for address, (requests, errors) in totals.items()
+        }
+
     def services(self) -> list[str]:
         return sorted({service for _, service in self.samples})
 
     def figures(self, service: str, now: float, window: float) -> Figures:
         """Totals of every Envoy's samples for `service` taken in (now - window, now]."""
-        chosen = [
-            s
-            for (_, name), items in self.samples.items()
-            if name == service
-            for s in items
-            if now - window < s.at <= now
-        ]
+        chosen = self._window(service, now, window)
         requests, errors = sum(s.requests for s in chosen), sum(s.errors for s in chosen)
         merged = _merge(chosen)
         return Figures(
@@ -82,6 +135,15 @@ class TrafficStore:
             p50_ms=_quantile(merged, 0.50),
             p99_ms=_quantile(merged, 0.99),
         )
+
+    def _window(self, service: str, now: float, window: float) -> list[Sample]:
+        return [
+            s
+            for (_, name), items in self.samples.items()
+            if name == service
+            for s in items
+            if now - window < s.at <= now
+        ]
 
     def series(self, service: str, now: float, window: float, step: float) -> list[dict[str, Any]]:
         """Figures per `step` over the last `window` seconds, oldest first, for small charts."""

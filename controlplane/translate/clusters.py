@@ -39,6 +39,9 @@ def cluster(service: Service) -> cluster_pb2.Cluster:
         health_checks=[health_check(service.health_check, service.protocol)] if service.health_check else [],
         outlier_detection=outlier_detection(service.outlier_detection) if service.outlier_detection else None,
         circuit_breakers=circuit_breakers(service.circuit_breaker) if service.circuit_breaker else None,
+        # Per-endpoint requests, 5xx and health (`cluster.endpoint.*`) for the stats sink: the only
+        # way Envoy pushes per-host health. Envoy refuses it together with LRS (`load_stats_config`).
+        track_cluster_stats=cluster_pb2.TrackClusterStats(per_endpoint_stats=True),
     )
     if service.dns_name:
         _resolve_by_dns(result, service)
