@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from controlplane import admin, register
 from controlplane.app import ServeOptions, serve
@@ -49,27 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--output", choices=("yaml", "json"), default="yaml")
     render.add_argument("--static", action="store_true", help="print a static Envoy bootstrap instead")
     render.set_defaults(handler=_render)
-    serve = commands.add_parser("serve", help="run the control plane")
-    serve.add_argument("--config", action="append", default=[], metavar="PATH", help="route file or directory")
-    serve.add_argument("--kubernetes", action="store_true", help="discover Services and EndpointSlices")
-    serve.add_argument("--kubeconfig", help="with --kubernetes: this kubeconfig (default: in-cluster, then ~/.kube)")
-    serve.add_argument("--namespace", action="append", default=[], help="with --kubernetes: only this namespace")
-    serve.add_argument("--namespace-selector", default="", help="with --kubernetes: namespaces with these labels")
-    serve.add_argument("--leader-namespace", help="with --kubernetes: namespace of the Lease (default: POD_NAMESPACE)")
-    serve.add_argument("--leader-lease", default="controlplane-leader", help="with --kubernetes: the Lease's name")
-    serve.add_argument("--xds-address", default="127.0.0.1:18000", metavar="HOST:PORT")
-    serve.add_argument("--status-address", default="127.0.0.1:9000", metavar="HOST:PORT")
-    serve.add_argument("--debounce", default="10ms", type=_duration, help="quiet time before applying edits")
-    serve.add_argument("--debounce-max", default="100ms", type=_duration, help="longest wait under steady edits")
-    serve.add_argument("--min-push-interval", default="150ms", type=_duration, help="pushes under sustained churn")
-    serve.add_argument(
-        "--poll-interval", default="20ms", type=_duration, help="file check interval where inotify is unavailable"
-    )
-    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    serve.add_argument("--state-dir", type=Path, help="keep checkpoints here; served at start if the files fail")
-    serve.add_argument("--admin-token-file", type=Path, help="bearer token for rollback (else: read-only API)")
-    _add_policy_arguments(serve)
-    serve.set_defaults(handler=_serve)
+    _add_serve_command(commands)
     boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap that connects to controlplane")
     boot.add_argument("--node-id", required=True)
     boot.add_argument("--node-cluster", required=True)
@@ -97,6 +78,34 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--config", default="examples/routes.yaml")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def _add_serve_command(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="run the control plane")
+    serve.add_argument("--config", action="append", default=[], metavar="PATH", help="route file or directory")
+    serve.add_argument("--xds-address", default="127.0.0.1:18000", metavar="HOST:PORT")
+    serve.add_argument("--status-address", default="127.0.0.1:9000", metavar="HOST:PORT")
+    serve.add_argument("--debounce", default="10ms", type=_duration, help="quiet time before applying edits")
+    serve.add_argument("--debounce-max", default="100ms", type=_duration, help="longest wait under steady edits")
+    serve.add_argument("--min-push-interval", default="150ms", type=_duration, help="pushes under sustained churn")
+    serve.add_argument(
+        "--poll-interval", default="20ms", type=_duration, help="file check interval where inotify is unavailable"
+    )
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument("--state-dir", type=Path, help="keep checkpoints here; served at start if the files fail")
+    serve.add_argument("--admin-token-file", type=Path, help="bearer token for rollback (else: read-only API)")
+    _add_policy_arguments(serve)
+    _add_kubernetes_arguments(serve)
+    serve.set_defaults(handler=_serve)
+
+
+def _add_kubernetes_arguments(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument("--kubernetes", action="store_true", help="discover Services and EndpointSlices")
+    serve.add_argument("--kubeconfig", help="with --kubernetes: this kubeconfig (default: in-cluster, then ~/.kube)")
+    serve.add_argument("--namespace", action="append", default=[], help="with --kubernetes: only this namespace")
+    serve.add_argument("--namespace-selector", default="", help="with --kubernetes: namespaces with these labels")
+    serve.add_argument("--leader-namespace", help="with --kubernetes: namespace of the Lease (default: POD_NAMESPACE)")
+    serve.add_argument("--leader-lease", default="controlplane-leader", help="with --kubernetes: the Lease's name")
 
 
 def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
