@@ -178,3 +178,43 @@ def test_no_config_before_first_sync(apiserver: ApiServer, tmp_path: Path) -> No
     finally:
         if apiserver.apiserver is None:
             apiserver.start_apiserver()
+
+
+@pytest.mark.parametrize(
+    "args", [("--namespace", NS), ("--namespace-selector", "gateway=on")], ids=["namespace", "selector"]
+)
+def test_namespace_filters(apiserver: ApiServer, tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Only Services of the chosen namespaces become ports: by name, or by the namespace's labels."""
+    labelled = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": {"gateway": "on"}}}
+    apply(apiserver.client, "/api/v1/namespaces", labelled)
+    namespace(apiserver.client, "other")
+    service(apiserver.client, NS, "users", [{"name": "http", "port": 80}])
+    service(apiserver.client, "other", "hidden", [{"name": "http", "port": 80}, {"name": "admin", "port": 81}])
+    everything = ("--kubernetes", "--kubeconfig", str(apiserver.kubeconfig))
+    control_plane = ControlPlane(routes(free_port()), tmp_path, extra_args=(*everything, *args)).start()
+    with stopping(control_plane):
+        report = control_plane.get("/api/config")["kubernetes"]
+        assert report["synced"] and report["ports"] == 1, report
+
+
+def test_declared_service_takes_a_service_ports_endpoints(apiserver: ApiServer, tmp_path: Path) -> None:
+    """`services: {users: {kubernetes: ...}}` is a cluster with that entry's policy over the port's endpoints."""
+    upstream = Upstream("k1").start()
+    namespace(apiserver.client, NS)
+    service(apiserver.client, NS, "users", [{"name": "http", "port": 80}])
+    slice_for(apiserver, upstream)
+    port = free_port()
+    text = listener(port, "      - match: {prefix: /}\n        to: users\n") + (
+        "services:\n  users:\n    kubernetes: {namespace: shop, name: users, port: 80}\n    lb: least_request\n"
+        "    health_check: {http: /, interval: 1s}\n"
+    )
+    args = ("--kubernetes", "--kubeconfig", str(apiserver.kubeconfig))
+    control_plane = ControlPlane(text, tmp_path, extra_args=args).start()
+    envoy = Envoy(tmp_path, control_plane.xds_port, "gw-1", "sotw").start()
+    with stopping(upstream, control_plane, envoy):
+        envoy.wait_listening(port)
+        wait_for(lambda: request(port)[1] == "k1", what="traffic through the declared service")
+        clusters = envoy.admin("/clusters")
+        assert "users::default_priority::max_requests" in clusters
+        assert f"users::127.0.0.1:{upstream.port}::health_flags::healthy" in clusters
+    remove_slice(apiserver, upstream)
