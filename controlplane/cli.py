@@ -15,6 +15,9 @@ from typing import Any
 from controlplane import admin, register
 from controlplane.app import ServeOptions, serve
 from controlplane.bootstrap import BootstrapOptions, bootstrap, parse_xds_addresses
+from controlplane.demo.plan import Ports
+from controlplane.demo.run import DemoError, DemoOptions
+from controlplane.demo.run import run as run_demo
 from controlplane.dsl import AddressPolicy, load_files
 from controlplane.dsl.policy import LINK_LOCAL, Network
 from controlplane.dsl.types import parse_duration
@@ -74,8 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")
     reg.set_defaults(handler=_register)
     admin.add_commands(commands)
-    demo = commands.add_parser("demo", help="run the demo")
-    demo.add_argument("--config", default="examples/routes.yaml")
+    demo = commands.add_parser("demo", help="run a highly available gateway on loopback, with a guide")
+    demo.add_argument("--config", type=Path, default=Path("examples/demo/routes.yaml"), help="the routes template")
+    demo.add_argument("--workdir", type=Path, default=Path(".demo"), help="routes to edit, bootstraps, logs")
+    demo.add_argument("--gateway-port", type=int, default=8080, help="the port both Envoy gateways serve")
+    demo.add_argument("--status-port", type=int, default=9000, help="status page of replica 1 (replica 2: +1)")
+    demo.add_argument("--port-base", type=int, default=18000, help="xDS, upstream and admin ports start here")
+    demo.add_argument("--fail-after", type=_duration, default="45s", help="when reviews-2 starts answering 500")
+    demo.add_argument("--rate", type=float, default=10.0, help="requests/s of the traffic generator (0: none)")
+    demo.add_argument("--duration", type=_duration, help="stop by itself after this long (default: at Ctrl-C)")
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -251,9 +261,16 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """Until the full demo lands: validate the example and show what one Envoy would receive."""
-    print(f"controlplane demo: validating {args.config}", file=sys.stderr)
-    code = main(["validate", args.config])
-    if code == 0:
-        code = main(["render", args.config, "--node-cluster", "edge"])
-    return code
+    options = DemoOptions(
+        ports=Ports(base=args.port_base, gateway=args.gateway_port, status=args.status_port),
+        template=args.config,
+        workdir=args.workdir,
+        fail_after=args.fail_after,
+        duration=args.duration,
+        rate=args.rate,
+    )
+    try:
+        return run_demo(options)
+    except DemoError as exc:
+        print(f"controlplane demo: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""`controlplane demo`: replicas, gateways, upstreams and traffic on loopback (see run.py)."""
