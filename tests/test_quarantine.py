@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+from envoy.type.matcher.v3 import regex_pb2
 
 from controlplane.cache import SnapshotCache
-from controlplane.cache.quarantine import QuarantineEntry
+from controlplane.cache.quarantine import QuarantineEntry, mentions, rejected_names
+from controlplane.cache.snapshot import Resource
 from controlplane.translate import CLUSTER_TYPE
-from controlplane.xds.server import mentions
 from tests.xds_harness import services_yaml, snapshot_of
 
 
@@ -70,3 +73,30 @@ def test_holding_back_notifies_streams() -> None:
 )
 def test_names_in_envoy_messages(message: str, name: str, found: bool) -> None:
     assert mentions(message, name) is found
+
+
+def routes(name: str, regex: str) -> Resource:
+    """A route configuration with one regex route."""
+    match = rc.RouteMatch(safe_regex=regex_pb2.RegexMatcher(regex=regex))
+    host = rc.VirtualHost(name=name, domains=["*"], routes=[rc.Route(match=match)])
+    return Resource.of(name, route_pb2.RouteConfiguration(name=name, virtual_hosts=[host]))
+
+
+TOO_BIG = "regex '^/o/[0-9]{1,12}$' RE2 program size of 27 > max program size of 20 set for the error level threshold."
+PUBLIC, PARTNER = routes("public", "^/o/[0-9]{1,12}$"), routes("partner", "^/p$")
+
+
+@pytest.mark.parametrize(
+    ("message", "changed", "found"),
+    [
+        pytest.param("Error adding/updating listener(s) partner: bad", [PUBLIC, PARTNER], ["partner"], id="named"),
+        pytest.param(TOO_BIG, [PUBLIC, PARTNER], ["public"], id="holds-the-quoted-regex"),
+        pytest.param("cannot build it", [PUBLIC], ["public"], id="the-only-change"),
+        pytest.param("cannot build it", [PUBLIC, PARTNER], [], id="unknown-among-several"),
+        pytest.param("value '/p$' refused", [PUBLIC, PARTNER], ["partner"], id="quoted-part-of-a-value"),
+        pytest.param("value '/' refused", [PUBLIC, PARTNER], [], id="quotes-under-3-characters-ignored"),
+    ],
+)
+def test_the_rejected_resources_envoy_points_at(message: str, changed: list[Resource], found: list[str]) -> None:
+    assert rejected_names(message, {r.name: r for r in changed}) == found
+
