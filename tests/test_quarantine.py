@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import pytest
+from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.type.matcher.v3 import regex_pb2
 
+from controlplane.alerting import node_facts
 from controlplane.cache import SnapshotCache
 from controlplane.cache.quarantine import QuarantineEntry, mentions, rejected_names
 from controlplane.cache.snapshot import Resource
-from controlplane.translate import CLUSTER_TYPE
+from controlplane.translate import CLUSTER_TYPE, ROUTE_TYPE
+from controlplane.xds.registry import NodeRegistry
+from controlplane.xds.server import DiscoveryServer
+from controlplane.xds.session import Session
+from controlplane.xds.sotw import SotwState
+from controlplane.xds.types import Nack
 from tests.xds_harness import services_yaml, snapshot_of
 
 
@@ -100,3 +107,15 @@ PUBLIC, PARTNER = routes("public", "^/o/[0-9]{1,12}$"), routes("partner", "^/p$"
 def test_the_rejected_resources_envoy_points_at(message: str, changed: list[Resource], found: list[str]) -> None:
     assert rejected_names(message, {r.name: r for r in changed}) == found
 
+
+def test_a_quarantined_resource_keeps_its_nack_in_force_after_the_next_ack() -> None:
+    """The response re-sent without the rejected resource is ACKed at once; the alert must not end then."""
+    cache = SnapshotCache()
+    server = DiscoveryServer(cache, NodeRegistry())
+    state = SotwState(ROUTE_TYPE, last_nack=Nack("v2", "3", TOO_BIG, 13, 10.0), acked_at=10.5)
+    session = Session("gw-1", "edge", delta=False, states={ROUTE_TYPE: state})
+    connection = server.registry.open(base_pb2.Node(id="gw-1", cluster="edge"), "peer", "sotw", 0.0, session)
+    assert node_facts(connection, server).nacks == ()
+    held = QuarantineEntry("edge", ROUTE_TYPE, "public", PUBLIC.version, None, TOO_BIG, "gw-1", 10.0)
+    cache.quarantine.add([held])
+    assert node_facts(connection, server).nacks == (("RouteConfiguration", TOO_BIG),)
