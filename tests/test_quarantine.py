@@ -12,6 +12,7 @@ from controlplane.alerting import node_facts
 from controlplane.cache import SnapshotCache
 from controlplane.cache.quarantine import QuarantineEntry, mentions, rejected_names
 from controlplane.cache.snapshot import Resource
+from controlplane.dsl import load_texts
 from controlplane.translate import CLUSTER_TYPE, ROUTE_TYPE
 from controlplane.xds.registry import NodeRegistry
 from controlplane.xds.server import DiscoveryServer
@@ -119,3 +120,22 @@ def test_a_quarantined_resource_keeps_its_nack_in_force_after_the_next_ack() -> 
     held = QuarantineEntry("edge", ROUTE_TYPE, "public", PUBLIC.version, None, TOO_BIG, "gw-1", 10.0)
     cache.quarantine.add([held])
     assert node_facts(connection, server).nacks == (("RouteConfiguration", TOO_BIG),)
+
+
+def test_every_route_knows_its_line_so_a_rejected_one_can_be_pointed_at() -> None:
+    text = (
+        "listeners:\n"
+        "  - name: public\n    port: 10000\n    routes:\n"
+        "      - match: {regex: '^/o/[0-9]+$'}\n        to: api\n"  # line 5
+        "      - match: {prefix: /}\n        to: api\n"  # line 7
+        "  - name: hosts\n    port: 10001\n    hosts:\n"
+        "      - domains: [b.example.com, a.example.com]\n        routes:\n"
+        "          - match: {prefix: /}\n            to: api\n"  # line 14
+        "services:\n  api: {endpoints: ['10.0.0.1:80']}\n"
+    )
+    model = load_texts([("r.yaml", text)])
+    assert {k: o.line for k, o in model.origins.items() if k.startswith("route/")} == {
+        "route/public/public/0": 5,
+        "route/public/public/1": 7,
+        "route/hosts/a.example.com/0": 14,
+    }

@@ -103,11 +103,16 @@ def rejected_names(message: str, changed: Mapping[str, Resource]) -> list[str]:
     named = sorted(name for name in changed if mentions(message, name))
     if named:
         return named
-    quoted = [q.encode() for q in _QUOTED.findall(message)]
+    quoted = quoted_values(message)
     holding = sorted(name for name, r in changed.items() if any(q in r.serialized for q in quoted))
     if holding:
         return holding
     return list(changed) if len(changed) == 1 else []
+
+
+def quoted_values(message: str) -> list[bytes]:
+    """The values Envoy's message quotes, as they appear in a serialized resource."""
+    return [q.encode() for q in _QUOTED.findall(message)]
 
 
 def mentions(message: str, name: str) -> bool:
