@@ -77,7 +77,7 @@ def test_a_rejected_route_is_quarantined_while_every_other_route_keeps_flowing(a
         sent = len(on_public.results) + len(on_partner.results)
         print(f"{api}: {sent} requests, rest of the change {rest_s:.2f}s after the edit, fix served in {fix_s:.2f}s")
         assert on_public.failures() == [] and on_partner.failures() == []
-        assert min(len(on_public.results), len(on_partner.results)) > RATE * 3  # the load ran throughout
+        assert min(len(on_public.results), len(on_partner.results)) > RATE * 2  # the load ran throughout (2.5s+)
         assert [(q["type"], q["name"], q["kept"], q["node_id"]) for q in held] == [
             ("RouteConfiguration", "public", "last accepted version", "gw-1")
         ]
