@@ -116,6 +116,12 @@ class DeltaState:
             return dict(available)
         return {n: available[n] for n in self.names if n in available}
 
+    def retry(self, names: Iterable[str]) -> None:
+        """Allow the just-rejected versions of `names` again: Envoy's error was about other resources."""
+        for name in names:
+            if (resource := self.just_rejected.get(name)) is not None:
+                self.rejected.get(name, set()).discard(resource.version)
+
     def resend(self, names: Iterable[str]) -> None:
         """Send those of `names` the client holds again on the next response (a re-created cluster needs them)."""
         self.resend_names.update(n for n in names if n in self.known)

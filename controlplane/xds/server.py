@@ -17,6 +17,7 @@ import grpc
 from controlplane.cache import SnapshotCache
 from controlplane.cache.quarantine import QuarantineEntry, rejected_names
 from controlplane.translate.common import short_type
+from controlplane.xds.delta import DeltaState
 from controlplane.xds.registry import Connection, NodeRegistry
 from controlplane.xds.session import Session
 from controlplane.xds.types import NoObserver, Observer
@@ -112,7 +113,12 @@ class DiscoveryServer:
                 nack.version,
                 nack.message,
             )
-            self.cache.hold_back(quarantine_entries(connection, request.type_url, state, nack))
+            entries = quarantine_entries(connection, request.type_url, state, nack)
+            if entries and isinstance(state, DeltaState):
+                # Delta rejects per resource: once the culprits are known, the rest of that
+                # response was not at fault and must go again (SotW gets a new version anyway).
+                state.retry(set(state.just_rejected) - {e.name for e in entries})
+            self.cache.hold_back(entries)
 
     def _responses(self, connection: Connection) -> list[Any]:
         snapshot = self.cache.get(connection.node_group)
