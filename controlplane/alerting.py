@@ -19,12 +19,23 @@ INTERVAL = 1.0
 
 
 def node_facts(connection: Connection, discovery: DiscoveryServer) -> NodeFacts:
-    """NACKs still in force, and how long the oldest un-ACKed response has waited."""
-    nacks = tuple(
-        (short_type(type_url), state.last_nack.message)
-        for type_url, state in sorted(connection.session.states.items())
+    """NACKs still in force, and how long the oldest un-ACKed response has waited.
+
+    A NACK is in force while it is the latest answer for its type, and also while a resource it
+    rejected is quarantined: the re-sent response without that resource is usually ACKed within
+    milliseconds, yet the node still lacks what the source asks for until the file is fixed.
+    """
+    held = {
+        short_type(e.type_url): e.message
+        for e in discovery.cache.quarantine.entries.values()
+        if e.node_id == connection.node_id
+    }
+    latest = {
+        short_type(type_url): state.last_nack.message
+        for type_url, state in connection.session.states.items()
         if state.last_nack is not None and state.last_nack.at >= state.acked_at
-    )
+    }
+    nacks = tuple(sorted({**held, **latest}.items()))
     return NodeFacts(connection.node_id, nacks, discovery.waiting_since(connection.stream_id))
 
 

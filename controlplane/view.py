@@ -12,8 +12,8 @@ from dataclasses import asdict
 from typing import Any
 
 from controlplane.cache import SnapshotCache
-from controlplane.cache.quarantine import QuarantineEntry
-from controlplane.model import Service
+from controlplane.cache.quarantine import QuarantineEntry, quoted_values
+from controlplane.model import Origin, Service
 from controlplane.pipeline import Pipeline
 from controlplane.render import resources_to_data
 from controlplane.telemetry.alerts import AlertEngine
@@ -144,9 +144,7 @@ class View:
 
     def _quarantined(self, entry: QuarantineEntry) -> dict[str, Any]:
         """A quarantine entry with where its resource comes from (`file:line`)."""
-        kind = "listener" if entry.type_url in (LISTENER_TYPE, ROUTE_TYPE) else "service"
-        model = self.pipeline.model
-        origin = model.origins.get(f"{kind}/{entry.name}") if model else None
+        origin = self._origin(entry)
         return {
             "node_group": entry.group,
             "type": short_type(entry.type_url),
@@ -156,6 +154,32 @@ class View:
             "node_id": entry.node_id,
             "kept": "last accepted version" if entry.fallback else "not sent",
         }
+
+    def _origin(self, entry: QuarantineEntry) -> Origin | None:
+        """Where the rejected thing was written: the route Envoy's message quotes, else the listener or service."""
+        model = self.pipeline.model
+        if model is None:
+            return None
+        route = self._quoted_route(entry) if entry.type_url == ROUTE_TYPE else None
+        if route is not None and (origin := model.origins.get(f"route/{entry.name}/{route}")):
+            return origin
+        kind = "listener" if entry.type_url in (LISTENER_TYPE, ROUTE_TYPE) else "service"
+        return model.origins.get(f"{kind}/{entry.name}")
+
+    def _quoted_route(self, entry: QuarantineEntry) -> str | None:
+        """`HOST/N` of the one route of the rejected route configuration holding a value Envoy quotes."""
+        snapshot = self.cache.published(entry.group)
+        resource = snapshot.get(ROUTE_TYPE).resources.get(entry.name) if snapshot else None
+        if resource is None or resource.version != entry.rejected_version:
+            return None
+        quoted = quoted_values(entry.message)
+        found = [
+            f"{host.name}/{k}"
+            for host in resource.message.virtual_hosts
+            for k, route in enumerate(host.routes)
+            if any(q in route.SerializeToString(deterministic=True) for q in quoted)
+        ]
+        return found[0] if len(found) == 1 else None
 
     def nodes(self) -> list[dict[str, Any]]:
         result = []

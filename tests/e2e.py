@@ -204,7 +204,9 @@ class Envoy:
         api: str,
         node_cluster: str = "edge",
         bootstrap_args: tuple[str, ...] = (),
+        runtime: dict[str, int] | None = None,
     ) -> None:
+        """`runtime` adds a static runtime layer, as an operator may set for one Envoy."""
         ports = xds_port if isinstance(xds_port, list) else [xds_port]
         self.admin_port = free_port()
         self.node_id = node_id
@@ -234,6 +236,9 @@ class Envoy:
             text=True,
             timeout=30,
         ).stdout
+        if runtime:
+            layer = "".join(f"      {key}: {value}\n" for key, value in runtime.items())
+            out += f"layered_runtime:\n  layers:\n  - name: operator\n    static_layer:\n{layer}"
         self.bootstrap.write_text(out, encoding="utf-8")
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -396,8 +401,8 @@ def stopping(*things: Any) -> Iterator[None]:
 class Load:
     """Steady traffic from a few threads (at most `rate` requests/s); records every outcome."""
 
-    def __init__(self, port: int, threads: int = 3, rate: float = 0.0) -> None:
-        self.port = port
+    def __init__(self, port: int, threads: int = 3, rate: float = 0.0, path: str = "/") -> None:
+        self.port, self.path = port, path
         self.pause = threads / rate if rate else 0.0
         self.results: list[tuple[int, str]] = []
         self.stop = threading.Event()
@@ -407,7 +412,7 @@ class Load:
         next_at = time.monotonic()
         while not self.stop.is_set():
             try:
-                status, upstream, _ = request(self.port)
+                status, upstream, _ = request(self.port, self.path)
             except OSError as exc:
                 status, upstream = 0, type(exc).__name__
             self.results.append((status, upstream))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from controlplane.dsl import load_files
+from controlplane.dsl.types import check_regex
 from controlplane.render import dump, message_to_data
 from controlplane.translate import build_resources
 from controlplane.translate.static_bootstrap import static_bootstrap
@@ -55,3 +57,44 @@ def test_envoy_rejects_a_broken_bootstrap(envoy_binary: str, tmp_path: Path) -> 
     data["static_resources"]["clusters"] = []
     result = envoy_validate(envoy_binary, dump(data, "yaml"), tmp_path)
     assert result.returncode != 0
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        pytest.param("^/a{96}$", id="program-size-100"),
+        pytest.param("^/a{97}$", id="program-size-101"),
+        pytest.param("^/files/.{1,30}$", id="dot-counted-byte-wise"),  # UTF-8 RE2 counts 273
+        pytest.param("^/files/.{1,40}$", id="dot-over-the-limit"),
+        pytest.param("^/caf\\x{e9}/[^/]+$", id="escape-within-latin1"),
+        pytest.param("^/snow/\\x{2603}$", id="escape-above-latin1"),  # UTF-8 RE2 accepts it
+    ],
+)
+def test_the_regex_check_agrees_with_envoy(pattern: str, envoy_binary: str, tmp_path: Path) -> None:
+    """Whatever `check_regex` accepts Envoy accepts, and whatever it refuses Envoy refuses."""
+    try:
+        check_regex(pattern)
+        ours = True
+    except ValueError:
+        ours = False
+    result = envoy_validate(envoy_binary, dump(_bootstrap_with_regex(pattern), "yaml"), tmp_path)
+    assert ours is (result.returncode == 0), result.stderr + result.stdout
+
+
+def _bootstrap_with_regex(pattern: str) -> dict[str, Any]:
+    """A static bootstrap with one route matching `pattern`, built by hand: the DSL would refuse some."""
+    route = {"match": {"safe_regex": {"regex": pattern}}, "direct_response": {"status": 200}}
+    filters = "type.googleapis.com/envoy.extensions.filters"
+    router = {"name": "router", "typed_config": {"@type": f"{filters}.http.router.v3.Router"}}
+    manager = {
+        "@type": f"{filters}.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "regex",
+        "http_filters": [router],
+        "route_config": {"virtual_hosts": [{"name": "any", "domains": ["*"], "routes": [route]}]},
+    }
+    listener = {
+        "name": "regex",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 10000}},
+        "filter_chains": [{"filters": [{"name": "hcm", "typed_config": manager}]}],
+    }
+    return {"static_resources": {"listeners": [listener]}}

@@ -95,6 +95,10 @@ def test_bad_socket_addresses(text: str, message: str) -> None:
         pytest.param("(a)\\1", False, id="backreference"),
         pytest.param("(?=a)", False, id="lookahead"),
         pytest.param("[", False, id="unbalanced"),
+        pytest.param("^/\\x{e9}t\u00e9$", True, id="latin1-escape-and-utf8-literal"),
+        pytest.param("^/\\x{263a}$", False, id="escape-above-latin1"),
+        pytest.param("^/files/.{1,30}$", True, id="byte-wise-size-93"),
+        pytest.param("^/files/.{1,40}$", False, id="byte-wise-size-123"),
     ],
 )
 def test_regexes(pattern: str, ok: bool) -> None:

@@ -35,6 +35,55 @@ def test_wildcard_then_only_changes_then_removals() -> None:
     run(scenario())
 
 
+def test_a_changed_cluster_gets_its_unchanged_endpoints_again() -> None:
+    """Envoy re-creates a changed cluster and, on delta, asks for nothing: endpoints must follow."""
+
+    async def scenario() -> None:
+        async with running_server() as h:
+            h.publish(snapshot_of(services_yaml("a", "b")))
+            client = Client(h.port, delta=True)
+            await client.delta(CLUSTER_TYPE)
+            await client.delta(ENDPOINT_TYPE, subscribe=["a", "b"])
+            cds = await client.read()
+            await client.delta_ack(await client.read())
+            await client.delta_ack(cds)
+            assert await client.silent()
+            text = services_yaml("a", "b").replace(
+                "'127.0.0.1:8080'], connect_timeout: 2s", "'127.0.0.1:8080'], connect_timeout: 3s"
+            )
+            h.publish(snapshot_of(text))  # cluster a changes, its endpoints do not
+            cds, eds = await client.read(), await client.read()
+            assert (cds.type_url, names(cds), eds.type_url, names(eds)) == (CLUSTER_TYPE, ["a"], ENDPOINT_TYPE, ["a"])
+            await client.delta_ack(eds)
+            await client.delta_ack(cds)
+            assert await client.silent()
+            await client.close()
+
+    run(scenario())
+
+
+def test_after_a_nack_the_resources_envoy_did_not_blame_go_again() -> None:
+    async def scenario() -> None:
+        async with running_server() as h:
+            h.publish(snapshot_of(services_yaml("a", "b")))
+            client = Client(h.port, delta=True)
+            await client.delta(CLUSTER_TYPE)
+            await client.delta_ack(await client.read())
+            h.publish(snapshot_of(services_yaml("a", "b", connect_timeout="3s")))  # both change
+            both = await client.read()
+            assert names(both) == ["a", "b"]
+            await client.delta_ack(both, error="Error adding/updating cluster(s) a: bad")
+            again = await client.read()  # a is quarantined; b was not at fault
+            assert names(again) == ["b"]
+            assert again.resources[0].version == next(r.version for r in both.resources if r.name == "b")
+            await client.delta_ack(again)
+            assert await client.silent()
+            assert [e.name for e in h.cache.quarantine.entries.values()] == ["a"]
+            await client.close()
+
+    run(scenario())
+
+
 def test_an_endpoint_change_sends_only_that_assignment() -> None:
     async def scenario() -> None:
         async with running_server() as h:

@@ -174,3 +174,24 @@ async def _settle(client: Client) -> dict[str, object]:
     await client.ack(rds)
     assert await client.silent()
     return held
+
+
+def test_a_changed_cluster_gets_its_unchanged_endpoints_again() -> None:
+    """Envoy re-creates a changed cluster, which warms until endpoints arrive (15s otherwise, measured)."""
+
+    async def scenario() -> None:
+        async with running_server() as h:
+            h.publish(snapshot_of(services_yaml("a", "b")))
+            client = Client(h.port)
+            held = await _settle(client)
+            h.publish(snapshot_of(services_yaml("a", "b", connect_timeout="3s")))
+            cds = await client.read()
+            eds = await client.read()
+            assert (cds.type_url, eds.type_url, client.names_of(eds)) == (CLUSTER_TYPE, ENDPOINT_TYPE, ["a", "b"])
+            assert eds.version_info == held[ENDPOINT_TYPE].version_info  # unchanged, sent anyway
+            await client.ack(eds)
+            await client.ack(cds)
+            assert await client.silent()  # once: nothing more after the ACKs
+            await client.close()
+
+    run(scenario())

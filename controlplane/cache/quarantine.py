@@ -9,13 +9,17 @@ that resource (its version is no longer the rejected one) or removes it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from controlplane.cache.snapshot import Resource, Snapshot, TypeSnapshot
 from controlplane.translate.common import short_type
 
 log = logging.getLogger(__name__)
+
+_QUOTED = re.compile(r"'([^']{3,})'")
+"""A value Envoy quotes in an error (`regex '^/a$' ...`, `cluster 'api' ...`); 3+ characters."""
 
 
 @dataclass(frozen=True)
@@ -85,3 +89,32 @@ class Quarantine:
                 resources[entry.name] = entry.fallback
         result = Snapshot({t: TypeSnapshot(t, r) for t, r in types.items()})
         return snapshot if result.problems() else result
+
+
+def rejected_names(message: str, changed: Mapping[str, Resource]) -> list[str]:
+    """Which of the `changed` resources of a rejected response Envoy's `message` points at.
+
+    Listener and cluster errors name the resource ("Error adding/updating listener(s) second:
+    ..."), route configuration errors usually do not: Envoy reports what it could not build,
+    e.g. "regex '^/o/[0-9]{1,12}$' RE2 program size of 27 > max program size of 20 ...". So, in
+    order: the resources the message names; else those holding a value the message quotes; else,
+    when only one resource changed, that one, since nothing else in the response was new.
+    """
+    named = sorted(name for name in changed if mentions(message, name))
+    if named:
+        return named
+    quoted = quoted_values(message)
+    holding = sorted(name for name, r in changed.items() if any(q in r.serialized for q in quoted))
+    if holding:
+        return holding
+    return list(changed) if len(changed) == 1 else []
+
+
+def quoted_values(message: str) -> list[bytes]:
+    """The values Envoy's message quotes, as they appear in a serialized resource."""
+    return [q.encode() for q in _QUOTED.findall(message)]
+
+
+def mentions(message: str, name: str) -> bool:
+    """Whether `name` appears in `message` as a whole word (resource names may hold . - _)."""
+    return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", message) is not None

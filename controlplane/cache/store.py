@@ -29,7 +29,7 @@ class SnapshotCache:
 
     def get(self, node_group: str) -> Snapshot | None:
         """The snapshot for Envoys whose node.cluster is `node_group`, quarantine applied."""
-        base = self._groups.get(node_group, self._default)
+        base = self.published(node_group)
         if base is None or not self.quarantine.entries:
             return base
         cached = self._overlays.get(node_group)
@@ -37,6 +37,10 @@ class SnapshotCache:
             cached = (base.version, self.quarantine.generation, self.quarantine.overlay(node_group, base))
             self._overlays[node_group] = cached
         return cached[2]
+
+    def published(self, node_group: str) -> Snapshot | None:
+        """The snapshot published for `node_group`, without the quarantine."""
+        return self._groups.get(node_group, self._default)
 
     def hold_back(self, entries: list[QuarantineEntry]) -> None:
         """Quarantine rejected resources; streams then send the rest of the change."""

@@ -56,11 +56,16 @@ def build_listener(spec: ListenerSpec) -> m.Listener:
     )
 
 
+def host_name(spec: HostSpec) -> str:
+    """A host's name: as written, or its first domain in sorted order."""
+    return spec.name or min(d.lower() for d in spec.domains)
+
+
 def _host(spec: HostSpec) -> m.VirtualHost:
-    """A virtual host; unnamed hosts are named after their first domain in sorted order."""
+    """A virtual host, named by `host_name`."""
     domains = tuple(sorted({d.lower() for d in spec.domains}))
     return m.VirtualHost(
-        name=spec.name or domains[0],
+        name=host_name(spec),
         domains=domains,
         routes=_routes(spec.routes),
         request_headers=_header_ops(spec.request_headers),

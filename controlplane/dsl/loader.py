@@ -8,10 +8,11 @@ from pathlib import Path as FsPath
 from pydantic import ValidationError
 
 from controlplane import model as m
-from controlplane.dsl.convert import build_alerts, build_listener, build_service
+from controlplane.dsl.convert import build_alerts, build_listener, build_service, host_name
 from controlplane.dsl.locate import problems_from_validation
 from controlplane.dsl.policy import AddressPolicy
 from controlplane.dsl.schema import DocumentSpec
+from controlplane.dsl.schema_routes import ListenerSpec, RouteSpec
 from controlplane.dsl.semantic import Checker, FileDoc
 from controlplane.dsl.yamltext import read_yaml
 from controlplane.errors import ConfigError, Problem
@@ -79,6 +80,7 @@ def _build(docs: list[FileDoc]) -> m.Model:
         for i, spec in enumerate(doc.spec.listeners):
             listeners.append(build_listener(spec))
             origins[f"listener/{spec.name}"] = m.Origin(doc.source, doc.located.position(("listeners", i))[0])
+            origins.update(_route_origins(doc, i, spec))
         for name, service_spec in doc.spec.services.items():
             services.append(build_service(name, service_spec))
             origins[f"service/{name}"] = m.Origin(doc.source, doc.located.position(("services", name), key=True)[0])
@@ -88,6 +90,21 @@ def _build(docs: list[FileDoc]) -> m.Model:
         alerts=next((build_alerts(d.spec.alerts) for d in docs if d.spec.alerts is not None), m.AlertRules()),
         origins=origins,
     )
+
+
+def _route_origins(doc: FileDoc, index: int, spec: ListenerSpec) -> dict[str, m.Origin]:
+    """`route/LISTENER/HOST/N` (N counts from 0 in the host's routes) -> where that route starts."""
+    at: tuple[str | int, ...] = ("listeners", index)
+    hosts: list[tuple[str, tuple[str | int, ...], list[RouteSpec]]] = []
+    if spec.routes is not None:
+        hosts.append((spec.name, (*at, "routes"), spec.routes))
+    for j, host in enumerate(spec.hosts or []):
+        hosts.append((host_name(host), (*at, "hosts", j, "routes"), host.routes))
+    return {
+        f"route/{spec.name}/{name}/{k}": m.Origin(doc.source, doc.located.position((*path, k))[0])
+        for name, path, routes in hosts
+        for k in range(len(routes))
+    }
 
 
 def _expand(paths: Iterable[str]) -> list[str]:

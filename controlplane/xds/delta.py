@@ -8,7 +8,7 @@ never sent again (xDS spec: "Incremental xDS", "ACK and NACK semantics").
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3 import discovery_pb2
@@ -45,6 +45,8 @@ class DeltaState:
     acked_version: str = ""
     acked_at: float = 0.0
     started: bool = False
+    resend_names: set[str] = field(default_factory=set)
+    """Names to send on the next response even if the client holds their version."""
 
     @property
     def in_flight(self) -> bool:
@@ -114,6 +116,16 @@ class DeltaState:
             return dict(available)
         return {n: available[n] for n in self.names if n in available}
 
+    def retry(self, names: Iterable[str]) -> None:
+        """Allow the just-rejected versions of `names` again: Envoy's error was about other resources."""
+        for name in names:
+            if (resource := self.just_rejected.get(name)) is not None:
+                self.rejected.get(name, set()).discard(resource.version)
+
+    def resend(self, names: Iterable[str]) -> None:
+        """Send those of `names` the client holds again on the next response (a re-created cluster needs them)."""
+        self.resend_names.update(n for n in names if n in self.known)
+
     def respond(
         self, desired: Mapping[str, Resource], nonce: str, system_version: str
     ) -> discovery_pb2.DeltaDiscoveryResponse | None:
@@ -121,8 +133,10 @@ class DeltaState:
         changed = [
             desired[n]
             for n in sorted(desired)
-            if self.known.get(n) != desired[n].version and desired[n].version not in self.rejected.get(n, ())
+            if (self.known.get(n) != desired[n].version or n in self.resend_names)
+            and desired[n].version not in self.rejected.get(n, ())
         ]
+        self.resend_names.clear()
         removed = sorted(n for n in self.known if n not in desired and (self.wildcard or n in self.names))
         if not changed and not removed:
             return None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -16,8 +15,9 @@ from typing import Any
 import grpc
 
 from controlplane.cache import SnapshotCache
-from controlplane.cache.quarantine import QuarantineEntry
+from controlplane.cache.quarantine import QuarantineEntry, rejected_names
 from controlplane.translate.common import short_type
+from controlplane.xds.delta import DeltaState
 from controlplane.xds.registry import Connection, NodeRegistry
 from controlplane.xds.session import Session
 from controlplane.xds.types import NoObserver, Observer
@@ -113,7 +113,12 @@ class DiscoveryServer:
                 nack.version,
                 nack.message,
             )
-            self.cache.hold_back(quarantine_entries(connection, request.type_url, state, nack))
+            entries = quarantine_entries(connection, request.type_url, state, nack)
+            if entries and isinstance(state, DeltaState):
+                # Delta rejects per resource: once the culprits are known, the rest of that
+                # response was not at fault and must go again (SotW gets a new version anyway).
+                state.retry(set(state.just_rejected) - {e.name for e in entries})
+            self.cache.hold_back(entries)
 
     def _responses(self, connection: Connection) -> list[Any]:
         snapshot = self.cache.get(connection.node_group)
@@ -130,30 +135,25 @@ class DiscoveryServer:
 
 
 def quarantine_entries(connection: Connection, type_url: str, state: Any, nack: Any) -> list[QuarantineEntry]:
-    """The rejected resources Envoy's message names (and that differ from what it accepted)."""
-    entries = []
-    for name, rejected in sorted(state.just_rejected.items()):
-        accepted = state.acked.get(name)
-        if not mentions(nack.message, name) or (accepted is not None and accepted.version == rejected.version):
-            continue
-        entries.append(
-            QuarantineEntry(
-                group=connection.node_group,
-                type_url=type_url,
-                name=name,
-                rejected_version=rejected.version,
-                fallback=accepted,
-                message=nack.message,
-                node_id=connection.node_id,
-                at=nack.at,
-            )
+    """The rejected resources Envoy's message points at, among those that differ from what it accepted."""
+    changed = {
+        name: rejected
+        for name, rejected in state.just_rejected.items()
+        if (accepted := state.acked.get(name)) is None or accepted.version != rejected.version
+    }
+    return [
+        QuarantineEntry(
+            group=connection.node_group,
+            type_url=type_url,
+            name=name,
+            rejected_version=changed[name].version,
+            fallback=state.acked.get(name),
+            message=nack.message,
+            node_id=connection.node_id,
+            at=nack.at,
         )
-    return entries
-
-
-def mentions(message: str, name: str) -> bool:
-    """Whether `name` appears in `message` as a whole word (resource names may hold . - _)."""
-    return re.search(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", message) is not None
+        for name in rejected_names(nack.message, changed)
+    ]
 
 
 def _names(request: Any) -> str:

@@ -88,9 +88,18 @@ class Session:
 
     def _respond(self, state: State, resources: Mapping[str, Resource]) -> Any:
         nonce = str(next(self._nonces))
+        updated = _updated(state, resources) if state.type_url == CLUSTER_TYPE else set()
         if isinstance(state, DeltaState):
-            return state.respond(resources, nonce, resources_version(resources))
-        return state.respond(resources, nonce)
+            response = state.respond(resources, nonce, resources_version(resources))
+        else:
+            response = state.respond(resources, nonce)
+        endpoints = self.states.get(ENDPOINT_TYPE)
+        if response is not None and updated and endpoints is not None:
+            # xDS spec, "Resource warming": a changed cluster is re-created and warms until a
+            # ClusterLoadAssignment arrives, even an unchanged one; Envoy asks again (SotW) or not
+            # at all (delta), and without it keeps the old cluster for initial_fetch_timeout (15s).
+            endpoints.resend(updated)
+        return response
 
     def _clusters_warm(self) -> bool:
         """Whether Envoy acknowledged the clusters and asked for the endpoints of each of them."""
@@ -107,3 +116,8 @@ class Session:
         """Per-type state, in protocol order."""
         ordered = [t for t in TYPE_ORDER if t in self.states] + sorted(self.states.keys() - set(TYPE_ORDER))
         return [TypeStatus.of(self.states[t]) for t in ordered]
+
+
+def _updated(state: State, resources: Mapping[str, Resource]) -> set[str]:
+    """Names this stream sent before in another version: the client will re-create them."""
+    return {n for n, r in resources.items() if (old := state.last_sent.get(n)) is not None and old.version != r.version}

@@ -11,7 +11,7 @@ Rules enforced here, from the xDS protocol spec ("ACK/NACK and resource type ins
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3 import discovery_pb2
@@ -44,6 +44,8 @@ class SotwState:
     rejected: set[str] = field(default_factory=set)
     last_nack: Nack | None = None
     started: bool = False
+    resend_due: bool = False
+    """Send the current resources again even if the client holds their version."""
 
     def on_request(self, request: discovery_pb2.DiscoveryRequest, now: float) -> str:
         """Apply a request; returns "stale", "ack", "nack" or "request"."""
@@ -89,13 +91,18 @@ class SotwState:
             return dict(available)
         return {n: available[n] for n in self.names if n in available}
 
+    def resend(self, names: Iterable[str]) -> None:
+        """Send again on the next response if the client holds any of `names` (a re-created cluster needs them)."""
+        self.resend_due = self.resend_due or any(n in self.sent for n in names)
+
     def respond(self, desired: Mapping[str, Resource], nonce: str) -> discovery_pb2.DiscoveryResponse | None:
         """A response carrying `desired`, or None when the client has it or rejected it."""
         if not desired and not self.wildcard and not self.sent:
             return None  # names that do not exist yet: remembered, sent when they appear
         version = resources_version(desired)
-        if version == self.sent_version or version in self.rejected:
+        if version in self.rejected or (version == self.sent_version and not self.resend_due):
             return None
+        self.resend_due = False
         self.sent_version, self.sent, self.nonce, self.in_flight = version, dict(desired), nonce, True
         self.last_sent.update(desired)
         return discovery_pb2.DiscoveryResponse(
