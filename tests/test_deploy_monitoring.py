@@ -14,7 +14,9 @@ from tests.conftest import ROOT
 
 def exported_names() -> set[str]:
     """Metric names (with their sample suffixes) a running control plane exports."""
-    metrics = Metrics(Readings(lambda: 1, lambda: 0, lambda: True, lambda: 0.0, lambda: 0, lambda: 0))
+    metrics = Metrics(
+        Readings(lambda: 1, lambda: 0, lambda: True, lambda: {"files": 0.0, "kubernetes": 0.0}, lambda: 0, lambda: 0)
+    )
     metrics.alert_counts = lambda: {"EnvoyDisconnected": 1}
     metrics.pushed("type.googleapis.com/envoy.config.cluster.v3.Cluster")
     metrics.acked("type.googleapis.com/envoy.config.cluster.v3.Cluster", 0.001, 0.002)

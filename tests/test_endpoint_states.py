@@ -108,7 +108,9 @@ def test_the_page_shows_each_endpoint_under_its_service() -> None:
 
 def test_endpoint_gauges_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(metrics_module, "MAX_ENDPOINT_SERIES", 2)
-    metrics = Metrics(Readings(lambda: 1, lambda: 0, lambda: True, lambda: 0.0, lambda: 0, lambda: 0))
+    metrics = Metrics(
+        Readings(lambda: 1, lambda: 0, lambda: True, lambda: {"files": 0.0, "kubernetes": 0.0}, lambda: 0, lambda: 0)
+    )
     metrics.endpoint_figures = lambda: {("api", f"10.0.0.{i}:80"): (1.0, 0.25, i % 2) for i in range(3)}
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
