@@ -15,6 +15,8 @@ from controlplane.translate.common import short_type
 from controlplane.xds.registry import Connection
 from controlplane.xds.server import DiscoveryServer
 
+RESEND = 60.0
+"""Seconds between repeats of a firing alert to the webhook."""
 INTERVAL = 1.0
 
 
@@ -52,14 +54,24 @@ def facts(
 
 
 async def watch(engine: AlertEngine, gather: Any, pipeline: Pipeline) -> None:
-    """Evaluate the rules every second until cancelled; post what fired or resolved."""
+    """Evaluate the rules every second until cancelled; post what fired or resolved.
+
+    Alerts still firing are posted again every RESEND seconds, as Prometheus does: Alertmanager
+    resolves an alert on its own when nobody repeats it within its resolve_timeout.
+    """
     sending: set[asyncio.Task[bool]] = set()
+    resent_at = 0.0
     while True:
         rules = pipeline.model.alerts if pipeline.model else None
         if rules is not None:
             current = gather()
             fired, resolved = engine.evaluate(current, rules)
-            for body in (payload(fired, None) if fired else None, payload(resolved, current.now) if resolved else None):
+            bodies = [payload(fired, None) if fired else None, payload(resolved, current.now) if resolved else None]
+            if current.now - resent_at >= RESEND:
+                resent_at = current.now
+                still = [a for a in engine.active.values() if a not in fired]
+                bodies.append(payload(still, None) if still else None)
+            for body in bodies:
                 if body and rules.webhook:
                     task = asyncio.create_task(send(rules.webhook, body))
                     sending.add(task)

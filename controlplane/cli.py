@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         _parser().print_help()
         return 2
-    result: int = handler(args)
+    try:
+        result: int = handler(args)
+    except BrokenPipeError:
+        # `controlplane diff A B | head`: the reader left; say nothing more, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return result
 
 

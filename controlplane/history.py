@@ -34,8 +34,11 @@ class History:
         self.entries.append(entry)
 
     def find(self, version: str) -> Published | None:
-        """The newest entry with `version` (a unique prefix of at least 6 characters also works)."""
+        """The newest entry with `version` (a unique prefix of at least 6 characters also works).
+
+        A prefix that two different versions share names neither: None, as for an unknown one.
+        """
         matches = [e for e in reversed(self.entries) if e.version == version]
         if not matches and len(version) >= 6:
             matches = [e for e in reversed(self.entries) if e.version.startswith(version)]
-        return matches[0] if matches else None
+        return matches[0] if len({e.version for e in matches}) == 1 else None

@@ -6,9 +6,11 @@ import pytest
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.common.v1 import common_pb2
 
+from controlplane.history import History, Published
 from controlplane.model import AlertRules
-from controlplane.telemetry.alerts import AlertEngine, Facts
+from controlplane.telemetry.alerts import FORGET_AFTER, AlertEngine, Facts, NodeFacts
 from controlplane.telemetry.counters import CounterDeltas
+from controlplane.telemetry.metrics import Metrics, Readings
 from controlplane.telemetry.otel import samples_of
 from controlplane.telemetry.traffic import EndpointFigures, EndpointSample, Sample, TrafficStore
 
@@ -152,3 +154,28 @@ def test_source_stale_fires_per_source() -> None:
     contacts = {"files": now - 1, "kubernetes": now - 120, "never": 0.0}
     fired, _ = engine.evaluate(Facts(now, (), contacts, TrafficStore(), ()), AlertRules())
     assert [(a.name, dict(a.labels)) for a in fired] == [("SourceStale", {"source": "kubernetes"})]
+
+
+def test_a_vanished_envoy_alerts_then_is_forgotten() -> None:
+    """Disconnected after `disconnected_for`; forgotten (resolved) FORGET_AFTER later, not firing for ever."""
+    engine, rules = AlertEngine(), AlertRules(disconnected_ms=30_000)
+    engine.evaluate(Facts(0.0, (NodeFacts("gw-1", (), None),), {}, TrafficStore(), ()), rules)
+    fired, _ = engine.evaluate(Facts(31.0, (), {}, TrafficStore(), ()), rules)
+    assert [a.name for a in fired] == ["EnvoyDisconnected"]
+    _, resolved = engine.evaluate(Facts(31.0 + FORGET_AFTER, (), {}, TrafficStore(), ()), rules)
+    assert [a.name for a in resolved] == ["EnvoyDisconnected"] and engine.last_seen == {}
+
+
+def test_every_type_has_a_nack_series_from_the_start() -> None:
+    metrics = Metrics(Readings(lambda: 0, lambda: 0, lambda: True, lambda: {}, lambda: 0, lambda: 0))
+    text = metrics.render().decode()
+    for name in ("Cluster", "ClusterLoadAssignment", "Listener", "RouteConfiguration"):
+        assert f'controlplane_xds_nacks_total{{type="{name}"}} 0.0' in text
+
+
+def test_an_ambiguous_version_prefix_names_nothing() -> None:
+    history = History()
+    for version in ("abcdef111111", "abcdef222222", "abcdef111111"):
+        history.add(Published(version, 0.0, {}))
+    assert history.find("abcdef1") is not None and history.find("abcdef1").version == "abcdef111111"  # type: ignore[union-attr]
+    assert history.find("abcdef") is None

@@ -53,6 +53,11 @@ class Facts:
     services: tuple[str, ...]
 
 
+FORGET_AFTER = 600.0
+"""Seconds after `disconnected_for` when a vanished Envoy is forgotten and its alert resolves:
+a gateway scaled down, or one now served by another replica, must not alert forever."""
+
+
 @dataclass
 class AlertEngine:
     """Active alerts, and when each Envoy was last seen (to tell a disconnection)."""
@@ -91,8 +96,10 @@ def _envoy_alerts(facts: Facts, rules: AlertRules, last_seen: dict[str, float]) 
             yield Alert("EnvoyRejectedConfig", (("node", node.node_id), ("type", type_name)), message)
         if node.waiting_since is not None and facts.now - node.waiting_since > rules.behind_ms / 1000:
             yield Alert("EnvoyBehind", (("node", node.node_id),), "has not acknowledged its last update")
-    for node_id, seen in last_seen.items():
-        if node_id not in connected and facts.now - seen > rules.disconnected_ms / 1000:
+    for node_id, seen in list(last_seen.items()):
+        if node_id not in connected and facts.now - seen > rules.disconnected_ms / 1000 + FORGET_AFTER:
+            del last_seen[node_id]  # gone for good (scaled down, or serving from another replica)
+        elif node_id not in connected and facts.now - seen > rules.disconnected_ms / 1000:
             yield Alert("EnvoyDisconnected", (("node", node_id),), f"disconnected for {facts.now - seen:.0f}s")
 
 

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from controlplane.translate.common import short_type
+from controlplane.translate.common import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, short_type
 
 MAX_ENDPOINT_SERIES = 1000
 """Per-endpoint gauges are exported for at most this many (service, endpoint) pairs, in name order.
@@ -47,6 +47,11 @@ class Metrics:
         r = self.registry
         self.pushes = Counter("controlplane_xds_pushes", "xDS responses sent, by resource type", ["type"], registry=r)
         self.nacks = Counter("controlplane_xds_nacks", "xDS responses Envoys rejected, by type", ["type"], registry=r)
+        # Every type's series exists from the start at 0, so Prometheus' increase() sees the
+        # first NACK (a series that first appears at 1 has no increase).
+        for type_url in (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE):
+            self.pushes.labels(short_type(type_url))
+            self.nacks.labels(short_type(type_url))
         self.round_trip = Histogram(
             "controlplane_xds_push_round_trip_seconds",
             "Response sent until ACKed",
