@@ -13,6 +13,15 @@ from controlplane.cli import main
 from tests.conftest import ROOT
 
 SHIPPED_ARGS = ["bootstrap", "--node-id", "gateway-1", "--node-cluster", "edge", "--xds", "127.0.0.1:18000"]
+COMPOSE_REPLICAS = "controlplane-1:18000,controlplane-2:18000"
+SHIPPED = {
+    "bootstrap.yaml": SHIPPED_ARGS,
+    # compose.yaml's gateways: one node id each, both replicas by their compose service names.
+    **{
+        f"compose-gateway-{n}.yaml": [*SHIPPED_ARGS[:2], f"gateway-{n}", *SHIPPED_ARGS[3:6], COMPOSE_REPLICAS]
+        for n in (1, 2)
+    },
+}
 
 
 def render(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -20,8 +29,14 @@ def render(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     return capsys.readouterr().out
 
 
-def test_shipped_bootstrap_is_the_generated_one(capsys: pytest.CaptureFixture[str]) -> None:
-    assert (ROOT / "envoy" / "bootstrap.yaml").read_text(encoding="utf-8") == render(SHIPPED_ARGS, capsys)
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_bootstrap_is_the_generated_one(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """To regenerate: `controlplane ARGS --output envoy/NAME` with the arguments in SHIPPED."""
+    assert (ROOT / "envoy" / name).read_text(encoding="utf-8") == render(SHIPPED[name], capsys)
+
+
+def test_every_shipped_bootstrap_is_generated() -> None:
+    assert sorted(path.name for path in (ROOT / "envoy").glob("*.yaml")) == sorted(SHIPPED)
 
 
 def test_every_replica_is_an_endpoint_and_ads_is_set_up(capsys: pytest.CaptureFixture[str]) -> None:
