@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
@@ -17,6 +18,7 @@ from controlplane.translate.common import boolean, duration, pack, socket_addres
 XDS_CLUSTER = "xds_cluster"
 OTEL_SINK = "envoy.stat_sinks.open_telemetry"
 NODE_ID_HEADER = "x-controlplane-node-id"
+DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,8 @@ class BootstrapOptions:
     node_id: str
     node_cluster: str
     xds: tuple[tuple[str, int], ...]
-    """Control-plane replicas (host, port); Envoy balances its one ADS stream across them."""
+    """Control-plane replicas (host, port); Envoy balances its one ADS stream across them. A host
+    may be a DNS name (e.g. a Kubernetes Service): Envoy then resolves it and uses every address."""
     admin_port: int = 9901
     delta: bool = False
     keepalive_interval_ms: int = 5000
@@ -38,18 +41,34 @@ class BootstrapOptions:
 
 
 def parse_xds_addresses(text: str) -> tuple[tuple[str, int], ...]:
-    """`127.0.0.1:18000,127.0.0.1:18001` -> ((host, port), ...)."""
+    """`127.0.0.1:18000,cp.example.svc:18000` -> ((host, port), ...); hosts are IPs or DNS names."""
     result: list[tuple[str, int]] = []
     for item in filter(None, (part.strip() for part in text.split(","))):
         host, _, port = item.rpartition(":")
         host = host.strip("[]")
-        ipaddress.ip_address(host)
+        if not (is_ip(host) or is_dns_name(host)):
+            raise ValueError(f"{host!r} is neither an IP address nor a DNS name")
         if not port.isdigit() or not 1 <= int(port) <= 65535:
             raise ValueError(f"invalid port in {item!r}")
         result.append((host, int(port)))
     if not result:
         raise ValueError("give at least one HOST:PORT")
     return tuple(result)
+
+
+def is_ip(host: str) -> bool:
+    """True for an IPv4 or IPv6 address."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def is_dns_name(host: str) -> bool:
+    """True for dot-separated labels of letters, digits and inner hyphens, the last not all digits (RFC 1123)."""
+    labels = host.removesuffix(".").split(".")
+    return len(host) <= 253 and not labels[-1].isdigit() and all(DNS_LABEL.fullmatch(label) for label in labels)
 
 
 def bootstrap(options: BootstrapOptions) -> bootstrap_pb2.Bootstrap:
@@ -107,8 +126,16 @@ def _xds_grpc_service() -> grpc_service_pb2.GrpcService:
 
 
 def xds_cluster(options: BootstrapOptions) -> cluster_pb2.Cluster:
-    """A static HTTP/2 cluster of every replica, pinged so that a dead or partitioned peer is noticed."""
+    """An HTTP/2 cluster of every replica, pinged so that a dead or partitioned peer is noticed.
+
+    STATIC when every replica is an IP address; with a DNS name, STRICT_DNS: Envoy re-resolves the
+    names (every 5 s) and takes every address they return, so a headless Service gives one
+    endpoint per control-plane pod. IPv4 is preferred, IPv6 used when there is no IPv4 address.
+    """
     cluster = cluster_pb2.Cluster(name=XDS_CLUSTER, type=cluster_pb2.Cluster.STATIC, connect_timeout=duration(1000))
+    if not all(is_ip(host) for host, _ in options.xds):
+        cluster.type = cluster_pb2.Cluster.STRICT_DNS
+        cluster.dns_lookup_family = cluster_pb2.Cluster.V4_PREFERRED
     cluster.load_assignment.cluster_name = XDS_CLUSTER
     locality = cluster.load_assignment.endpoints.add()
     for host, port in options.xds:

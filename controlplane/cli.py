@@ -23,6 +23,7 @@ from controlplane.dsl import AddressPolicy, load_files
 from controlplane.dsl.policy import LINK_LOCAL, Network
 from controlplane.dsl.types import parse_duration
 from controlplane.errors import ConfigError
+from controlplane.fileio import write_atomically
 from controlplane.model import Model
 from controlplane.pipeline import Debounce
 from controlplane.render import dump, message_to_data, resources_to_data
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--keepalive-interval", default="5s", type=_duration, help="HTTP/2 ping interval to xDS")
     boot.add_argument("--keepalive-timeout", default="3s", type=_duration, help="ping answer deadline")
     boot.add_argument("--stats-interval", default="5s", type=_duration, help="stats push interval (0s: none)")
+    boot.add_argument("--output", type=Path, metavar="FILE", help="write it to FILE (atomically) instead of stdout")
     boot.set_defaults(handler=_bootstrap)
     reg = commands.add_parser("register", help="keep an endpoint registered until interrupted")
     reg.add_argument("--service", required=True, help="a service declared with 'discovery: registry'")
@@ -240,7 +242,11 @@ def _bootstrap(args: argparse.Namespace) -> int:
         keepalive_timeout_ms=round(args.keepalive_timeout * 1000),
         stats_interval_ms=round(args.stats_interval * 1000),
     )
-    sys.stdout.write(dump(message_to_data(bootstrap(options)), "yaml"))
+    text = dump(message_to_data(bootstrap(options)), "yaml")
+    if args.output:
+        write_atomically(args.output, text)
+    else:
+        sys.stdout.write(text)
     return 0
 
 

@@ -13,6 +13,15 @@ from controlplane.cli import main
 from tests.conftest import ROOT
 
 SHIPPED_ARGS = ["bootstrap", "--node-id", "gateway-1", "--node-cluster", "edge", "--xds", "127.0.0.1:18000"]
+COMPOSE_REPLICAS = "controlplane-1:18000,controlplane-2:18000"
+SHIPPED = {
+    "bootstrap.yaml": SHIPPED_ARGS,
+    # compose.yaml's gateways: one node id each, both replicas by their compose service names.
+    **{
+        f"compose-gateway-{n}.yaml": [*SHIPPED_ARGS[:2], f"gateway-{n}", *SHIPPED_ARGS[3:6], COMPOSE_REPLICAS]
+        for n in (1, 2)
+    },
+}
 
 
 def render(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -20,8 +29,14 @@ def render(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     return capsys.readouterr().out
 
 
-def test_shipped_bootstrap_is_the_generated_one(capsys: pytest.CaptureFixture[str]) -> None:
-    assert (ROOT / "envoy" / "bootstrap.yaml").read_text(encoding="utf-8") == render(SHIPPED_ARGS, capsys)
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_bootstrap_is_the_generated_one(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """To regenerate: `controlplane ARGS --output envoy/NAME` with the arguments in SHIPPED."""
+    assert (ROOT / "envoy" / name).read_text(encoding="utf-8") == render(SHIPPED[name], capsys)
+
+
+def test_every_shipped_bootstrap_is_generated() -> None:
+    assert sorted(path.name for path in (ROOT / "envoy").glob("*.yaml")) == sorted(SHIPPED)
 
 
 def test_every_replica_is_an_endpoint_and_ads_is_set_up(capsys: pytest.CaptureFixture[str]) -> None:
@@ -34,20 +49,66 @@ def test_every_replica_is_an_endpoint_and_ads_is_set_up(capsys: pytest.CaptureFi
     assert data["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
 
 
+@pytest.mark.parametrize(
+    ("xds", "expected"),
+    [
+        pytest.param("127.0.0.1:18000,[::1]:18001", "STATIC", id="addresses"),
+        pytest.param("controlplane.controlplane-system.svc:18000", "STRICT_DNS", id="service-name"),
+        pytest.param("10.0.0.1:18000,cp-2:18000", "STRICT_DNS", id="mixed"),
+    ],
+)
+def test_a_dns_name_makes_envoy_resolve_the_replicas(
+    xds: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster = yaml.safe_load(render([*SHIPPED_ARGS[:-1], xds], capsys))["static_resources"]["clusters"][0]
+    assert cluster["type"] == expected
+    assert cluster.get("dns_lookup_family") == ("V4_PREFERRED" if expected == "STRICT_DNS" else None)
+    endpoints = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"]
+    hosts = [f"{e['endpoint']['address']['socket_address']['address']}" for e in endpoints]
+    assert hosts == [item.rpartition(":")[0].strip("[]") for item in xds.split(",")]
+
+
+def test_output_writes_the_same_text_to_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "envoy" / "bootstrap.yaml"
+    assert render([*SHIPPED_ARGS, "--output", str(path)], capsys) == ""
+    assert path.read_text(encoding="utf-8") == render(SHIPPED_ARGS, capsys)
+
+
 @pytest.mark.envoy
-@pytest.mark.parametrize("api", ["sotw", "delta"])
+@pytest.mark.parametrize(
+    ("api", "xds"),
+    [
+        ("sotw", "127.0.0.1:18000,127.0.0.1:18001"),
+        ("delta", "127.0.0.1:18000,127.0.0.1:18001"),
+        ("sotw", "controlplane.controlplane-system.svc:18000"),
+    ],
+)
 def test_envoy_accepts_the_bootstrap(
-    api: str, envoy_binary: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    api: str, xds: str, envoy_binary: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "bootstrap.yaml"
-    path.write_text(render([*SHIPPED_ARGS[:-1], "127.0.0.1:18000,127.0.0.1:18001", "--api", api], capsys))
+    path.write_text(render([*SHIPPED_ARGS[:-1], xds, "--api", api], capsys))
     result = subprocess.run(
         [envoy_binary, "--mode", "validate", "-c", str(path)], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("text", ["", "localhost:18000", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "127.0.0.1",
+        "127.0.0.1:0",
+        "127.0.0.1:99999",
+        "cp_1:18000",
+        "-cp:18000",
+        "cp..svc:18000",
+        "10.0.0.300:18000",
+        "cp 1:18000",
+        f"{'a' * 64}.svc:18000",
+    ],
+)
 def test_bad_xds_addresses(text: str) -> None:
     with pytest.raises(ValueError):
         parse_xds_addresses(text)
@@ -55,3 +116,12 @@ def test_bad_xds_addresses(text: str) -> None:
 
 def test_ipv6_xds_address() -> None:
     assert parse_xds_addresses("[::1]:18000") == (("::1", 18000),)
+
+
+def test_dns_names_as_xds_addresses() -> None:
+    text = "localhost:1,controlplane.controlplane-system.svc.cluster.local.:18000,cp-2:2"
+    assert parse_xds_addresses(text) == (
+        ("localhost", 1),
+        ("controlplane.controlplane-system.svc.cluster.local.", 18000),
+        ("cp-2", 2),
+    )
