@@ -22,6 +22,7 @@ from controlplane.translate.listeners import listener
 from controlplane.translate.routes import route_configuration
 
 Resources = dict[str, tuple[Any, ...]]
+_MISSING: Any = object()
 
 
 class IncrementalTranslator:
@@ -29,15 +30,17 @@ class IncrementalTranslator:
 
     def __init__(self) -> None:
         self._cache: dict[Hashable, Any] = {}
-        self._used: set[Hashable] = set()
+        self._next: dict[Hashable, Any] = {}
         self.built = 0
         """How many resources were translated (not taken from the cache) by the last `build`."""
 
     def build(self, model: Model, groups: Iterable[str | None]) -> dict[str | None, Resources]:
         """Resources per node group (None: every listener), as `build_resources` would give."""
-        self._used, self.built = set(), 0
+        self._next, self.built = {}, 0
         result = {group: self._resources(model, group) for group in groups}
-        self._cache = {key: value for key, value in self._cache.items() if key in self._used}
+        # Only what this build used is kept: a second dict filled as we go costs one lookup per
+        # key, where pruning afterwards would hash and compare every (large) key once more.
+        self._cache, self._next = self._next, {}
         return result
 
     def _resources(self, model: Model, group: str | None) -> Resources:
@@ -59,11 +62,14 @@ class IncrementalTranslator:
         return self._get(("r", item, hashing), lambda _: route_configuration(item, services), item)
 
     def _get(self, key: Hashable, build: Callable[[Any], Any], value: Any) -> Any:
-        self._used.add(key)
-        if key not in self._cache:
-            self._cache[key] = build(value)
-            self.built += 1
-        return self._cache[key]
+        found = self._next.get(key, _MISSING)
+        if found is _MISSING:
+            found = self._cache.get(key, _MISSING)
+            if found is _MISSING:
+                found = build(value)
+                self.built += 1
+            self._next[key] = found
+        return found
 
 
 def _without_endpoints(service: Service) -> Service:
