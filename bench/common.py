@@ -74,12 +74,14 @@ def endpoint(service: int, index: int) -> str:
     return f"127.0.{1 + service // 250}.{1 + service % 250}:{20_000 + index}"
 
 
-def services_yaml(count: int, endpoints: int, prefix: str = "s", extra: dict[int, int] | None = None) -> str:
+def services_yaml(
+    count: int, endpoints: int, prefix: str = "s", extra: dict[int, int] | None = None, offset: int = 0
+) -> str:
     """`count` services named PREFIX0.. with `endpoints` each; `extra` gives some a different count."""
     extra = extra or {}
     lines = ["services:"]
     for i in range(count):
-        addresses = ", ".join(f"'{endpoint(i, e)}'" for e in range(extra.get(i, endpoints)))
+        addresses = ", ".join(f"'{endpoint(offset + i, e)}'" for e in range(extra.get(i, endpoints)))
         lines.append(f"  {prefix}{i}: {{endpoints: [{addresses}]}}")
     return "\n".join(lines) + "\n"
 
@@ -124,10 +126,16 @@ def all_acked(cp: ControlPlane, type_url: str, version: str, count: int) -> floa
 
 
 def start_fleet(
-    tmp: Path, xds_port: int, count: int, api: str = "sotw", prefix: str = "envoy", node_cluster: str = "edge"
+    tmp: Path,
+    xds_port: int,
+    count: int,
+    api: str = "sotw",
+    prefix: str = "envoy",
+    node_cluster: str = "edge",
+    extra: tuple[str, ...] = (),
 ) -> list[Envoy]:
     """`count` real Envoys (--concurrency 1, no stats sink) on the control plane at `xds_port`."""
-    args = ("--stats-interval", "0s")
+    args = ("--stats-interval", "0s", *extra)
     return [
         Envoy(tmp, xds_port, f"{prefix}-{i}", api, node_cluster=node_cluster, bootstrap_args=args).start()
         for i in range(count)
