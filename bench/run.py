@@ -7,6 +7,7 @@ and writes to a temporary directory unless `--out` is given. `--only s1,s3` pick
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -60,6 +61,21 @@ def run(sizes: Sizes, only: list[str], out: Path) -> tuple[list[Row], list[str]]
     return rows, failed
 
 
+def write_summary(out: Path) -> Path:
+    """summary.md: the rows of every scenario whose results are in `out`, with each one's date."""
+    lines = ["# make bench", "", f"{machine()}", ""]
+    rows: list[Row] = []
+    for key, name in sorted(NAMES.items()):
+        path = out / f"{name}.json"
+        if path.exists():
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            rows += [Row(**row) for row in payload["rows"]]
+            lines.append(f"- {key}: {payload['machine']['date']}, load average {payload['machine']['load_avg']}")
+    summary = out / "summary.md"
+    summary.write_text("\n".join([*lines, "", table(rows)]) + "\n", encoding="utf-8")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: seconds, checks that every scenario runs")
@@ -72,10 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenarios: {', '.join(unknown)}")
     out = args.out or (Path(tempfile.mkdtemp(prefix="bench-smoke-")) if args.smoke else RESULTS)
     rows, failed = run(SMOKE if args.smoke else FULL, only, out)
-    summary = out / "summary.md"
-    if not args.smoke and set(only) != set(SCENARIOS):
-        summary = out / "summary-partial.md"
-    summary.write_text(f"# make bench\n\n{machine()}\n\n{table(rows)}\n", encoding="utf-8")
+    write_summary(out)
     print(f"results in {out}" + (f"; FAILED: {', '.join(failed)}" if failed else ""))
     if args.smoke:
         empty = [r.measure for r in rows if not r.value or r.value.startswith("nan")]

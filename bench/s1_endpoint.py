@@ -72,9 +72,8 @@ def floor(sizes: Sizes, envoys: int) -> list[float]:
             time.sleep(random.uniform(0.05, 0.15))
             started = time.time()
             server.push(ENDPOINT_TYPE, prepared[(n + 1) % 2])
-            done = wait_for(
-                lambda i=(n + 1) % 2: server.all_acked(ENDPOINT_TYPE, versions[i], envoys), 20, "push", 0.005
-            )
+            version = versions[(n + 1) % 2]
+            done = wait_for(lambda v=version: server.all_acked(ENDPOINT_TYPE, v, envoys), 20, "push", 0.005)  # type: ignore[misc]
             samples.append((done - started) * 1000)
     return samples
 

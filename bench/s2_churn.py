@@ -39,7 +39,8 @@ class Watcher:
     """Polls EDS ACKs every 20 ms in a thread; keeps the first time each node ACKed each version."""
 
     def __init__(self, cp: ControlPlane) -> None:
-        self.cp, self.seen = cp, {}  # type: dict[tuple[str, str], float]
+        self.cp = cp
+        self.seen: dict[tuple[str, str], float] = {}
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 

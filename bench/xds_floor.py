@@ -31,7 +31,7 @@ def response_bytes(snapshot: Snapshot, type_url: str) -> bytes:
     response = discovery_pb2.DiscoveryResponse(
         version_info=types.version, type_url=type_url, nonce=types.version, resources=resources
     )
-    return response.SerializeToString(deterministic=True)
+    return bytes(response.SerializeToString(deterministic=True))
 
 
 def responses(snapshot: Snapshot) -> dict[str, bytes]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from operator import attrgetter
 from typing import Any
 
 from controlplane.model import Listener, Model, Service
@@ -48,7 +49,7 @@ class IncrementalTranslator:
         by_name = {s.name: s for s in model.services}
         used = [by_name[name] for name in sorted(referenced_services(listeners))]
         return {
-            CLUSTER_TYPE: tuple(self._get(("c", _without_endpoints(s)), cluster, s) for s in used),
+            CLUSTER_TYPE: tuple(self._get(("c", _cluster_key(s)), cluster, s) for s in used),
             ENDPOINT_TYPE: tuple(
                 self._get(("e", s.name, s.endpoints), cluster_load_assignment, s) for s in used if not s.dns_name
             ),
@@ -72,10 +73,17 @@ class IncrementalTranslator:
         return found
 
 
-def _without_endpoints(service: Service) -> Service:
-    """The service minus its endpoints: what its Cluster depends on (kept on the object)."""
-    cached: Service | None = service.__dict__.get("_without_endpoints")
+def _cluster_key(service: Service) -> tuple[Any, ...]:
+    """Every field of the service but its endpoints: what its Cluster depends on (kept on the object).
+
+    A tuple of the fields, not a copy of the service: `dataclasses.replace` on every service
+    cost more than building its Cluster.
+    """
+    cached: tuple[Any, ...] | None = service.__dict__.get("_cluster_key")
     if cached is None:
-        cached = dataclasses.replace(service, endpoints=())
-        object.__setattr__(service, "_without_endpoints", cached)
+        cached = _SERVICE_FIELDS(service)
+        object.__setattr__(service, "_cluster_key", cached)
     return cached
+
+
+_SERVICE_FIELDS = attrgetter(*(f.name for f in dataclasses.fields(Service) if f.compare and f.name != "endpoints"))
