@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench protos lint typecheck unit golden clean chromium kube-apiserver
+.PHONY: demo test bench bench-smoke protos lint typecheck unit golden clean chromium kube-apiserver
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +29,16 @@ chromium:
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-# Benchmarks with real Envoy processes (minutes, not part of `make test`): bench/results/*.json and *.md.
+# Benchmarks S1-S7 with real Envoy processes (minutes, not part of `make test`): bench/results/*.json,
+# *.md and summary.md (docs/performance.md). The edit -> ACK benchmarks of earlier issues stay runnable:
+# `python -m bench.convergence`, `python -m bench.kubernetes`.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# The same scenarios at tiny sizes (2 Envoys, 20 clusters; under a minute), results in a temporary
+# directory; tests/test_bench_smoke.py runs it under `make test` so the benchmarks cannot rot.
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench.run --smoke
 
 # Regenerate the checked-in Python code of protos/ (a test fails when it is stale).
 protos: $(STAMP)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Hashable, Iterable, Mapping
+from operator import attrgetter
 from typing import Any
 
 from controlplane.model import Listener, Model, Service
@@ -22,6 +23,7 @@ from controlplane.translate.listeners import listener
 from controlplane.translate.routes import route_configuration
 
 Resources = dict[str, tuple[Any, ...]]
+_MISSING: Any = object()
 
 
 class IncrementalTranslator:
@@ -29,15 +31,17 @@ class IncrementalTranslator:
 
     def __init__(self) -> None:
         self._cache: dict[Hashable, Any] = {}
-        self._used: set[Hashable] = set()
+        self._next: dict[Hashable, Any] = {}
         self.built = 0
         """How many resources were translated (not taken from the cache) by the last `build`."""
 
     def build(self, model: Model, groups: Iterable[str | None]) -> dict[str | None, Resources]:
         """Resources per node group (None: every listener), as `build_resources` would give."""
-        self._used, self.built = set(), 0
+        self._next, self.built = {}, 0
         result = {group: self._resources(model, group) for group in groups}
-        self._cache = {key: value for key, value in self._cache.items() if key in self._used}
+        # Only what this build used is kept: a second dict filled as we go costs one lookup per
+        # key, where pruning afterwards would hash and compare every (large) key once more.
+        self._cache, self._next = self._next, {}
         return result
 
     def _resources(self, model: Model, group: str | None) -> Resources:
@@ -45,7 +49,7 @@ class IncrementalTranslator:
         by_name = {s.name: s for s in model.services}
         used = [by_name[name] for name in sorted(referenced_services(listeners))]
         return {
-            CLUSTER_TYPE: tuple(self._get(("c", _without_endpoints(s)), cluster, s) for s in used),
+            CLUSTER_TYPE: tuple(self._get(("c", _cluster_key(s)), cluster, s) for s in used),
             ENDPOINT_TYPE: tuple(
                 self._get(("e", s.name, s.endpoints), cluster_load_assignment, s) for s in used if not s.dns_name
             ),
@@ -59,17 +63,27 @@ class IncrementalTranslator:
         return self._get(("r", item, hashing), lambda _: route_configuration(item, services), item)
 
     def _get(self, key: Hashable, build: Callable[[Any], Any], value: Any) -> Any:
-        self._used.add(key)
-        if key not in self._cache:
-            self._cache[key] = build(value)
-            self.built += 1
-        return self._cache[key]
+        found = self._next.get(key, _MISSING)
+        if found is _MISSING:
+            found = self._cache.get(key, _MISSING)
+            if found is _MISSING:
+                found = build(value)
+                self.built += 1
+            self._next[key] = found
+        return found
 
 
-def _without_endpoints(service: Service) -> Service:
-    """The service minus its endpoints: what its Cluster depends on (kept on the object)."""
-    cached: Service | None = service.__dict__.get("_without_endpoints")
+def _cluster_key(service: Service) -> tuple[Any, ...]:
+    """Every field of the service but its endpoints: what its Cluster depends on (kept on the object).
+
+    A tuple of the fields, not a copy of the service: `dataclasses.replace` on every service
+    cost more than building its Cluster.
+    """
+    cached: tuple[Any, ...] | None = service.__dict__.get("_cluster_key")
     if cached is None:
-        cached = dataclasses.replace(service, endpoints=())
-        object.__setattr__(service, "_without_endpoints", cached)
+        cached = _SERVICE_FIELDS(service)
+        object.__setattr__(service, "_cluster_key", cached)
     return cached
+
+
+_SERVICE_FIELDS = attrgetter(*(f.name for f in dataclasses.fields(Service) if f.compare and f.name != "endpoints"))
