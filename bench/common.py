@@ -35,6 +35,7 @@ class Sizes:
     clients: tuple[int, ...]  # S5 synthetic client counts
     bytes_envoys: int  # S6 per API (half subscribed, half not)
     restart_envoys: int  # S7
+    settle: float = 1.0  # seconds to let counters and memory settle before a reading (S5-S7)
 
 
 FULL = Sizes(
@@ -66,6 +67,7 @@ SMOKE = Sizes(
     clients=(3, 6),
     bytes_envoys=2,
     restart_envoys=1,
+    settle=0.25,
 )
 
 

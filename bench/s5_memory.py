@@ -31,13 +31,13 @@ def run(sizes: Sizes) -> tuple[dict[str, Any], list[Row]]:
     rss: dict[int, float] = {}
     with stopping(cp):
         pid = cp.process.pid if cp.process else 0
-        time.sleep(1.0)
+        time.sleep(sizes.settle)
         rss[0] = rss_mb(pid)
         for count in sizes.clients:
             fleet = Fleet(cp.xds_port, count).start()
             with stopping(fleet):
                 wait_for(lambda f=fleet: len(f.synced) == f.count, 600, f"{count} clients synced", every=0.2)  # type: ignore[misc]
-                time.sleep(1.0)
+                time.sleep(sizes.settle)
                 rss[count] = rss_mb(pid)
     largest, smallest = max(sizes.clients), min(sizes.clients)
     per_client = (rss[largest] - rss[0]) / largest

@@ -64,11 +64,11 @@ def run(sizes: Sizes) -> tuple[dict[str, Any], list[Row]]:
     with stopping(cp, *everyone):
         eds = expected_version(before_text, ENDPOINT_TYPE, "edge")
         _wait_edge(cp, eds, edge_count, len(everyone))
-        time.sleep(1.0)
+        time.sleep(sizes.settle)
         before = {e.node_id: e.stat(RX) for e in everyone}
         cp.edit(after_text)
         _wait_edge(cp, expected_version(after_text, ENDPOINT_TYPE, "edge"), edge_count, len(everyone))
-        time.sleep(1.0)
+        time.sleep(sizes.settle)
         received = {key: [e.stat(RX) - before[e.node_id] for e in fleet] for key, fleet in fleets.items()}
     one, full = eds_sizes(after_text)
     worst = {key: max(values) for key, values in received.items()}

@@ -61,7 +61,7 @@ def run(sizes: Sizes) -> tuple[dict[str, Any], list[Row]]:
         for t, v in versions.items():
             wait_all(cp, t, v, count, 120, f"{t} ACKed")
         for variant, args in (("no checkpoint", ("--log-level", "info")), ("checkpoint", cp.extra_args)):
-            time.sleep(1.0)
+            time.sleep(sizes.settle)
             before = [applied(e) for e in fleet]
             cp.stop()
             cp.extra_args = args
@@ -71,7 +71,7 @@ def run(sizes: Sizes) -> tuple[dict[str, Any], list[Row]]:
             # every Envoy is back with all four types subscribed, then let anything sent arrive.
             wait_for(lambda: reconnected(cp, count), 60, f"all Envoys back ({variant})")
             resynced = time.monotonic() - started
-            time.sleep(2.0)
+            time.sleep(2 * sizes.settle)
             after = [applied(e) for e in fleet]
             diffs = {k: sum(a[k] - b[k] for a, b in zip(after, before, strict=True)) for k in WATCHED}
             results[variant] = {"reapplied": diffs, "resynced_s": resynced, "first_envoy_before": before[0]}
