@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import re
 import sys
 import time
 import urllib.error
@@ -37,6 +38,22 @@ def add_commands(commands: Any) -> None:
     rollback.add_argument("--admin-token-file", type=Path, required=True)
     _add_address(rollback)
     rollback.set_defaults(handler=_rollback)
+    _add_silence(commands)
+
+
+def _add_silence(commands: Any) -> None:
+    silence = commands.add_parser(
+        "silence", help="stop notifying an alert for a while; --list, --end ID (changes need the admin token)"
+    )
+    silence.add_argument("alert", nargs="?", help="alert name, e.g. EnvoyDisconnected")
+    silence.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="narrow it (repeatable)")
+    silence.add_argument("--for", dest="duration", default="1h", help="how long: 30m, 2h, 1d (at most 7d)")
+    silence.add_argument("--comment", default="", help="why, for whoever reads the page")
+    silence.add_argument("--list", action="store_true", help="list the silences in force")
+    silence.add_argument("--end", metavar="ID", help="end a silence now")
+    silence.add_argument("--admin-token-file", type=Path)
+    _add_address(silence)
+    silence.set_defaults(handler=_silence)
 
 
 def _add_address(parser: argparse.ArgumentParser) -> None:
@@ -62,9 +79,12 @@ def call(address: str, path: str, method: str = "GET", body: Any = None, token: 
 def _detail(error: urllib.error.HTTPError) -> str:
     body = error.read()
     try:
-        return str(json.loads(body).get("detail", error.reason))
+        detail = json.loads(body).get("detail", error.reason)
     except ValueError:
         return body.decode(errors="replace")[:200] or str(error.reason)
+    if isinstance(detail, list):  # FastAPI's validation errors: say which field and why
+        return "; ".join(f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail)
+    return str(detail)
 
 
 def status_lines(config: dict[str, Any], nodes: list[dict[str, Any]], now: float) -> list[str]:
@@ -119,4 +139,54 @@ def _rollback(args: argparse.Namespace) -> int:
         raise SystemExit("controlplane rollback: give a VERSION, or --lift")
     pinned = call(args.status_address, "/api/rollback", "POST", {"version": args.version}, token)["pinned"]
     print(f"pinned {pinned}: new changes are held until `controlplane rollback --lift`")
+    return 0
+
+
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)([mhd])$")
+MINUTES = {"m": 1, "h": 60, "d": 24 * 60}
+
+
+def duration_minutes(text: str) -> float:
+    """`30m`, `2h`, `1d` -> minutes; a clear SystemExit otherwise."""
+    found = DURATION.match(text.strip())
+    if not found:
+        raise SystemExit(f"controlplane silence: --for {text!r}: use a number and m, h or d (30m, 2h, 1d)")
+    return float(found.group(1)) * MINUTES[found.group(2)]
+
+
+def _labels(pairs: list[str]) -> dict[str, str]:
+    labels = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"controlplane silence: --label {pair!r}: use KEY=VALUE")
+        labels[key] = value
+    return labels
+
+
+def _silence(args: argparse.Namespace) -> int:
+    if args.list:
+        for s in call(args.status_address, "/api/silences"):
+            until = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["until"]))
+            labels = " ".join(f"{k}={v}" for k, v in sorted(s["labels"].items()))
+            print(f"{s['id']}  {s['name']} {labels}  until {until}  {s['comment']}".rstrip())
+        return 0
+    if args.admin_token_file is None:
+        raise SystemExit("controlplane silence: --admin-token-file is required to add or end a silence")
+    token = args.admin_token_file.read_text(encoding="utf-8").strip()
+    if args.end:
+        call(args.status_address, f"/api/silences/{args.end}", "DELETE", token=token)
+        print(f"silence {args.end} ended")
+        return 0
+    if not args.alert:
+        raise SystemExit("controlplane silence: give an ALERT name, or --list, or --end ID")
+    body = {
+        "name": args.alert,
+        "labels": _labels(args.label),
+        "minutes": duration_minutes(args.duration),
+        "comment": args.comment,
+    }
+    made = call(args.status_address, "/api/silences", "POST", body, token)
+    until = time.strftime("%Y-%m-%d %H:%M", time.localtime(made["until"]))
+    print(f"silence {made['id']}: {made['name']} not notified until {until} (this replica; repeat on the others)")
     return 0

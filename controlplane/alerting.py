@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from controlplane.pipeline import Pipeline
-from controlplane.telemetry.alerts import AlertEngine, Facts, NodeFacts
+from controlplane.telemetry.alerts import Alert, AlertEngine, Facts, NodeFacts
 from controlplane.telemetry.traffic import TrafficStore
 from controlplane.telemetry.webhook import payload, send
 from controlplane.translate.common import short_type
@@ -65,15 +65,27 @@ async def watch(engine: AlertEngine, gather: Any, pipeline: Pipeline) -> None:
         rules = pipeline.model.alerts if pipeline.model else None
         if rules is not None:
             current = gather()
-            fired, resolved = engine.evaluate(current, rules)
-            bodies = [payload(fired, None) if fired else None, payload(resolved, current.now) if resolved else None]
-            if current.now - resent_at >= RESEND:
+            _, resolved = engine.evaluate(current, rules)
+            resend = current.now - resent_at >= RESEND
+            if resend:
                 resent_at = current.now
-                still = [a for a in engine.active.values() if a not in fired]
-                bodies.append(payload(still, None) if still else None)
-            for body in bodies:
-                if body and rules.webhook:
+            for body in notifications(engine, resolved, current.now, resend):
+                if rules.webhook:
                     task = asyncio.create_task(send(rules.webhook, body))
                     sending.add(task)
                     task.add_done_callback(sending.discard)
         await asyncio.sleep(INTERVAL)
+
+
+def notifications(engine: AlertEngine, resolved: list[Alert], now: float, resend: bool) -> list[Any]:
+    """The webhook bodies to post: firing alerts not yet notified (all of them when a resend is
+    due), and what resolved.
+
+    Silenced alerts are left out; when a silence ends, its alerts count as new and go at once.
+    Resolutions always go (Alertmanager ignores the end of an alert it never heard of).
+    """
+    audible = engine.audible(sorted(engine.active.values(), key=lambda a: (a.since, a.name, a.labels)), now)
+    due = [a for a in audible if resend or a.key not in engine.notified]
+    engine.notified = {a.key for a in audible}
+    bodies = [payload(due, None) if due else None, payload(resolved, now) if resolved else None]
+    return [body for body in bodies if body]

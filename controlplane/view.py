@@ -6,6 +6,7 @@ offers the only actions the status API may take (rollback and lifting it).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -16,7 +17,7 @@ from controlplane.cache.quarantine import QuarantineEntry, quoted_values
 from controlplane.model import Origin, Service
 from controlplane.pipeline import Pipeline
 from controlplane.render import resources_to_data
-from controlplane.telemetry.alerts import AlertEngine
+from controlplane.telemetry.alerts import AlertEngine, Silence
 from controlplane.telemetry.endpoints import EndpointState, endpoint_states
 from controlplane.telemetry.metrics import Metrics
 from controlplane.telemetry.traffic import TrafficStore
@@ -48,9 +49,27 @@ class View:
         """The Kubernetes source's report, when it runs."""
 
     def active_alerts(self) -> list[dict[str, Any]]:
-        """Firing alerts, oldest first."""
+        """Firing alerts, oldest first, each with the silence covering it (if any)."""
+        now = time.time()
         ordered = sorted(self.alerts.active.values(), key=lambda a: (a.since, a.name, a.labels))
-        return [{"name": a.name, "labels": dict(a.labels), "summary": a.summary, "since": a.since} for a in ordered]
+        result = []
+        for alert in ordered:
+            silence = self.alerts.silenced_by(alert, now)
+            entry = {"name": alert.name, "labels": dict(alert.labels), "summary": alert.summary, "since": alert.since}
+            result.append({**entry, "silenced_until": silence.until if silence else None})
+        return result
+
+    def silences(self) -> list[dict[str, Any]]:
+        return [_silence_data(s) for s in self.alerts.live_silences(time.time())]
+
+    def silence(self, name: str, labels: dict[str, str], seconds: float, comment: str) -> dict[str, Any]:
+        labelled = tuple(sorted(labels.items()))
+        until = time.time() + seconds
+        silence_id = hashlib.sha256(repr((name, labelled, until)).encode()).hexdigest()[:12]
+        return _silence_data(self.alerts.silence(Silence(silence_id, name, labelled, until, comment)))
+
+    def unsilence(self, silence_id: str) -> bool:
+        return self.alerts.unsilence(silence_id)
 
     def services(self) -> list[dict[str, Any]]:
         """Every service: endpoints and the traffic figures the Envoys pushed (last 60s)."""
@@ -216,3 +235,13 @@ def _endpoints(service: Service, states: list[EndpointState]) -> list[dict[str, 
         }
         for e, state in zip(service.endpoints, states, strict=True)
     ]
+
+
+def _silence_data(silence: Silence) -> dict[str, Any]:
+    return {
+        "id": silence.id,
+        "name": silence.name,
+        "labels": dict(silence.labels),
+        "until": silence.until,
+        "comment": silence.comment,
+    }

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import collections
 import json
+import subprocess
+import sys
 import threading
+import time
 import urllib.request
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -131,3 +134,49 @@ def test_error_rate_nack_and_disconnection_alerts_reach_the_webhook(tmp_path: Pa
             what="the disconnection alert",
         )
         wait_for(lambda: "EnvoyDisconnected" in receiver.names(), what="the webhook got the disconnection")
+
+
+def silence_cli(cp: ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "controlplane", "silence", *args, "--status-address", f"127.0.0.1:{cp.status_port}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_a_silenced_alert_shows_on_the_page_but_reaches_no_webhook(tmp_path: Path) -> None:
+    receiver = Receiver()
+    token = tmp_path / "token"
+    token.write_text("t0ken-for-silences\n", encoding="utf-8")
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-token\n", encoding="utf-8")
+    port = free_port()
+    config = listener(port, "      - match: {prefix: /}\n        direct_response: {status: 200}\n") + (
+        f"alerts:\n  disconnected_for: 1s\n  webhook: {{url: '{receiver.url}', timeout: 1s, retries: 0}}\n"
+    )
+    cp = ControlPlane(config, tmp_path, extra_args=("--admin-token-file", str(token))).start()
+    envoy = Envoy(tmp_path, cp.xds_port, "gw-1", "sotw").start()
+    with stopping(receiver, cp, envoy):
+        envoy.wait_listening(port)
+        refused = silence_cli(cp, "EnvoyDisconnected", "--admin-token-file", str(wrong))
+        assert refused.returncode != 0 and "401" in refused.stderr
+        typo = silence_cli(cp, "EnvoyDisconected", "--admin-token-file", str(token))
+        assert typo.returncode != 0 and "unknown alert 'EnvoyDisconected'" in typo.stderr
+        made = silence_cli(
+            cp, "EnvoyDisconnected", "--label", "node=gw-1", "--for", "2h", "--admin-token-file", str(token)
+        )
+        assert made.returncode == 0, made.stderr
+        silence_id = made.stdout.split()[1].rstrip(":")
+        assert silence_id in silence_cli(cp, "--list").stdout
+
+        envoy.stop()
+        shown = wait_for(lambda: [a for a in cp.get("/api/alerts") if a["name"] == "EnvoyDisconnected"], what="alert")
+        assert shown[0]["silenced_until"] is not None
+        with urllib.request.urlopen(f"http://127.0.0.1:{cp.status_port}/", timeout=5) as response:
+            assert "silenced until" in response.read().decode()
+        time.sleep(2.5)  # two more evaluations (every second), each a chance to post it
+        assert receiver.names() == set()
+
+        assert silence_cli(cp, "--end", silence_id, "--admin-token-file", str(token)).returncode == 0
+        wait_for(lambda: "EnvoyDisconnected" in receiver.names(), timeout=5, what="notified once the silence ended")

@@ -72,9 +72,17 @@ def _alerts(alerts: list[dict[str, Any]]) -> str:
     if not alerts:
         return "<h2>Alerts</h2><p class=ok id=alerts>No alert firing.</p>"
     items = "".join(
-        f"<div class=alert><b>{e(a['name'])}</b> {e(_labels(a['labels']))}: {e(a['summary'])}</div>" for a in alerts
+        f"<div class=alert><b>{e(a['name'])}</b> {e(_labels(a['labels']))}: {e(a['summary'])}{_silenced(a)}</div>"
+        for a in alerts
     )
     return f"<h2>Alerts</h2><div id=alerts>{items}</div>"
+
+
+def _silenced(alert: dict[str, Any]) -> str:
+    until = alert.get("silenced_until")
+    if not until:
+        return ""
+    return f" <span class=muted>(silenced until {time.strftime('%Y-%m-%d %H:%M', time.localtime(until))})</span>"
 
 
 def _labels(labels: dict[str, str]) -> str:

@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Response
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, field_validator
 
 from controlplane.status.page import render
 from controlplane.status.view import StatusView
+from controlplane.telemetry.alerts import ALERT_NAMES, MAX_SILENCE_SECONDS
 
 SECURITY_HEADERS = {
     # No scripts, no remote anything: the page is self-contained HTML with inline styles and SVG.
@@ -28,6 +29,22 @@ class RollbackRequest(BaseModel):
     """Which earlier version to pin (the full version, or a unique prefix of 6+ characters)."""
 
     version: str
+
+
+class SilenceRequest(BaseModel):
+    """Stop notifying one alert (by name, optionally narrowed by labels) for a while."""
+
+    name: str
+    labels: dict[str, str] = {}
+    minutes: float = Field(gt=0, le=MAX_SILENCE_SECONDS / 60)
+    comment: str = Field(default="", max_length=500)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in ALERT_NAMES:
+            raise ValueError(f"unknown alert {name!r}; alerts are: {', '.join(ALERT_NAMES)}")
+        return name
 
 
 def admin_guard(token: str | None) -> Any:
@@ -102,6 +119,10 @@ def _add_reads(app: FastAPI, view: StatusView) -> None:
     async def alerts() -> list[dict[str, Any]]:
         return view.active_alerts()
 
+    @app.get("/api/silences")
+    async def silences() -> list[dict[str, Any]]:
+        return view.silences()
+
     @app.get("/debug/config")
     async def debug_config(node: str) -> list[dict[str, Any]]:
         found = view.debug_config(node)
@@ -139,3 +160,13 @@ def _add_actions(app: FastAPI, view: StatusView, admin: Any) -> None:
     async def lift() -> dict[str, str]:
         view.unpin()
         return {"pinned": ""}
+
+    @app.post("/api/silences", dependencies=[admin], status_code=201)
+    async def silence(request: SilenceRequest) -> dict[str, Any]:
+        return view.silence(request.name, request.labels, request.minutes * 60, request.comment)
+
+    @app.delete("/api/silences/{silence_id}", dependencies=[admin])
+    async def unsilence(silence_id: str) -> dict[str, str]:
+        if not view.unsilence(silence_id):
+            raise HTTPException(404, f"no silence {silence_id!r}")
+        return {"ended": silence_id}

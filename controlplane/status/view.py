@@ -18,7 +18,7 @@ class StatusView(Protocol):
         """Connected Envoys and, per resource type, what they were sent and acknowledged."""
 
     def active_alerts(self) -> list[dict[str, Any]]:
-        """Alerts firing now."""
+        """Alerts firing now, each with `silenced_until` (None when notified)."""
 
     def services(self) -> list[dict[str, Any]]:
         """Every service with its endpoints and traffic figures (rate, errors, latency, series)."""
@@ -40,3 +40,12 @@ class StatusView(Protocol):
 
     def unpin(self) -> None:
         """Action: lift a pin."""
+
+    def silences(self) -> list[dict[str, Any]]:
+        """Silences in force, soonest to end first."""
+
+    def silence(self, name: str, labels: dict[str, str], seconds: float, comment: str) -> dict[str, Any]:
+        """Action: stop notifying alerts `name` with these labels for `seconds`; the new silence."""
+
+    def unsilence(self, silence_id: str) -> bool:
+        """Action: end a silence now; False if there is none with that id."""

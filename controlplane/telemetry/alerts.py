@@ -53,6 +53,39 @@ class Facts:
     services: tuple[str, ...]
 
 
+ALERT_NAMES = (
+    "EnvoyRejectedConfig",
+    "EnvoyBehind",
+    "EnvoyDisconnected",
+    "ServiceErrorRate",
+    "ServiceLatency",
+    "ServiceNoHealthyEndpoint",
+    "SourceStale",
+)
+"""Every alert the rules can raise: a silence must name one of them (a typo would silence nothing)."""
+
+MAX_SILENCE_SECONDS = 7 * 24 * 3600.0
+"""A silence ends within a week: a forgotten one must not hide an outage for good."""
+
+
+@dataclass(frozen=True)
+class Silence:
+    """Alerts called `name` whose labels include all of `labels` are not sent until `until`.
+
+    A silenced alert still fires and shows on the page (marked), as with Alertmanager's silences:
+    only the notifications stop.
+    """
+
+    id: str
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    until: float
+    comment: str = ""
+
+    def covers(self, alert: Alert, now: float) -> bool:
+        return now < self.until and alert.name == self.name and set(self.labels) <= set(alert.labels)
+
+
 FORGET_AFTER = 600.0
 """Seconds after `disconnected_for` when a vanished Envoy is forgotten and its alert resolves:
 a gateway scaled down, or one now served by another replica, must not alert forever."""
@@ -64,6 +97,33 @@ class AlertEngine:
 
     active: dict[tuple[str, tuple[tuple[str, str], ...]], Alert] = field(default_factory=dict)
     last_seen: dict[str, float] = field(default_factory=dict)
+    silences: dict[str, Silence] = field(default_factory=dict)
+    notified: set[tuple[str, tuple[tuple[str, str], ...]]] = field(default_factory=set)
+    """Alerts sent to the webhook as firing and not silenced since (set by the notifier)."""
+
+    def silence(self, silence: Silence) -> Silence:
+        """Add (or replace, by id) a silence; the caller checked its name and duration."""
+        self.silences[silence.id] = silence
+        return silence
+
+    def unsilence(self, silence_id: str) -> bool:
+        """End a silence now; False when there is no such silence."""
+        return self.silences.pop(silence_id, None) is not None
+
+    def live_silences(self, now: float) -> list[Silence]:
+        """Silences still in force, soonest to end first; expired ones are dropped."""
+        for key in [k for k, s in self.silences.items() if s.until <= now]:
+            del self.silences[key]
+        return sorted(self.silences.values(), key=lambda s: (s.until, s.id))
+
+    def silenced_by(self, alert: Alert, now: float) -> Silence | None:
+        """The silence in force over `alert`, if any (the one ending last)."""
+        covering = [s for s in self.silences.values() if s.covers(alert, now)]
+        return max(covering, key=lambda s: s.until) if covering else None
+
+    def audible(self, alerts: list[Alert], now: float) -> list[Alert]:
+        """The alerts no silence covers: the ones to notify."""
+        return [a for a in alerts if self.silenced_by(a, now) is None]
 
     def evaluate(self, facts: Facts, rules: AlertRules) -> tuple[list[Alert], list[Alert]]:
         """(newly firing, newly resolved) after looking at `facts`."""
