@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.report import percentile, write
+from bench.report import latencies, write
 from controlplane.cache import Snapshot
 from controlplane.dsl import load_texts
 from controlplane.translate import ROUTE_TYPE, build_resources
@@ -66,10 +66,7 @@ def run(envoys: int, edits: int, api: str, poll_interval: str) -> dict[str, obje
         "edits": edits,
         "api": api,
         "poll_interval": poll_interval,
-        "samples_ms": samples,
-        "p50_ms": percentile(samples, 50),
-        "p99_ms": percentile(samples, 99),
-        "max_ms": max(samples),
+        **latencies(samples),
     }
 
 

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.report import percentile, write
+from bench.report import latencies, write
 from controlplane.translate import ENDPOINT_TYPE
 from tests.e2e import ControlPlane, Envoy, Upstream, free_port, listener, request, stopping, wait_for
 from tests.kube.apiserver import ApiServer, binaries, endpoint_slice, namespace, service
@@ -72,14 +72,7 @@ def run(envoys: int, writes: int) -> dict[str, object]:
                 return found[1] if found and len(found[0]) == 1 and found[0] != old else None
 
             samples.append((wait_for(converged, 10, f"write {n} acked", every=0.01) - start) * 1000)
-    return {
-        "envoys": envoys,
-        "writes": writes,
-        "samples_ms": samples,
-        "p50_ms": percentile(samples, 50),
-        "p99_ms": percentile(samples, 99),
-        "max_ms": max(samples),
-    }
+    return {"envoys": envoys, "writes": writes, **latencies(samples)}
 
 
 def main(argv: list[str] | None = None) -> int:

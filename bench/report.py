@@ -32,6 +32,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def latencies(samples: list[float]) -> dict[str, Any]:
+    """Samples (ms) with their p50, p99 and max: the figures every latency benchmark reports."""
+    return {
+        "samples_ms": samples,
+        "p50_ms": percentile(samples, 50),
+        "p99_ms": percentile(samples, 99),
+        "max_ms": max(samples),
+    }
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:

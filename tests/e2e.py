@@ -51,6 +51,13 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "c
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def settled_hits(upstream: Upstream) -> int:
+    """The upstream's hit count once it has stopped moving for half a second (-1 while moving)."""
+    before = upstream.hits
+    time.sleep(0.5)
+    return before if upstream.hits == before else -1
+
+
 @dataclass
 class Upstream:
     """An HTTP server answering `name` (or 500 when failing; slowly when `delay` is set)."""

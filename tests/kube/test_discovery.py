@@ -16,7 +16,19 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import ControlPlane, Envoy, Load, Upstream, free_port, listener, metrics_of, request, stopping, wait_for
+from tests.e2e import (
+    ControlPlane,
+    Envoy,
+    Load,
+    Upstream,
+    free_port,
+    listener,
+    metrics_of,
+    request,
+    settled_hits,
+    stopping,
+    wait_for,
+)
 from tests.kube.apiserver import ApiServer, apply, endpoint_slice, namespace, service
 
 NS = "shop"
@@ -111,19 +123,12 @@ def test_terminating_endpoint_drains_without_failures(cluster: Cluster) -> None:
     with Load(cluster.port, threads=4, rate=200) as load:
         time.sleep(1.0)
         slice_for(cluster.apiserver, u2, "draining")
-        wait_for(lambda: u2.hits == _settled(u2), timeout=10, what="u2 drained (no new requests)")
+        wait_for(lambda: u2.hits == settled_hits(u2), timeout=10, what="u2 drained (no new requests)")
         hits_after_drain = u2.hits
         time.sleep(1.5)
     assert u2.hits == hits_after_drain, "a draining endpoint still got new requests"
     assert load.failures() == [], load.failures()[:5]
     assert len(load.results) > 300
-
-
-def _settled(upstream: Upstream) -> int:
-    """The upstream's hit count once it has stopped moving for half a second."""
-    before = upstream.hits
-    time.sleep(0.5)
-    return before if upstream.hits == before else -1
 
 
 def test_restart_mid_watch_relists_and_converges(cluster: Cluster) -> None:

@@ -16,7 +16,18 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import ControlPlane, Envoy, Load, Upstream, free_port, listener, request, stopping, wait_for
+from tests.e2e import (
+    ControlPlane,
+    Envoy,
+    Load,
+    Upstream,
+    free_port,
+    listener,
+    request,
+    settled_hits,
+    stopping,
+    wait_for,
+)
 from tests.kube.fake_apiserver import FakeApiServer
 
 NS = "shop"
@@ -127,11 +138,11 @@ def test_terminating_endpoint_drains_and_not_ready_is_removed(cluster: Cluster) 
         time.sleep(1.0)
         cluster.put_slice(u2, "draining")
         wait_for(lambda: cluster.hosts().get(u2.port) == ("zone-a", "DRAINING"), what="u2 DRAINING in Envoy")
-        wait_for(lambda: u2.hits == _settled(u2), timeout=10, what="u2 drained (no new requests)")
+        wait_for(lambda: u2.hits == settled_hits(u2), timeout=10, what="u2 drained (no new requests)")
         u2_hits = u2.hits
         cluster.put_slice(u3, "not ready")
         wait_for(lambda: u3.port not in cluster.hosts(), what="not-ready u3 removed from Envoy")
-        wait_for(lambda: u3.hits == _settled(u3), timeout=10, what="u3 without new requests")
+        wait_for(lambda: u3.hits == settled_hits(u3), timeout=10, what="u3 without new requests")
         u3_hits = u3.hits
         time.sleep(1.5)
     assert u2.hits == u2_hits, "a draining endpoint still got new requests"
@@ -139,13 +150,6 @@ def test_terminating_endpoint_drains_and_not_ready_is_removed(cluster: Cluster) 
     assert set(cluster.hosts()) == {u1.port, u2.port}
     assert load.failures() == [], load.failures()[:5]
     assert len(load.results) > 300
-
-
-def _settled(upstream: Upstream) -> int:
-    """The upstream's hit count once it has stopped moving for half a second."""
-    before = upstream.hits
-    time.sleep(0.5)
-    return before if upstream.hits == before else -1
 
 
 def test_watch_resumes_relists_after_410_and_follows_bookmarks(cluster: Cluster) -> None:
