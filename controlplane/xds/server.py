@@ -32,8 +32,8 @@ MAX_QUEUED_REQUESTS = 16
 """Requests a stream may have waiting: a real Envoy has at most one per type plus its ACKs."""
 MAX_QUEUED_BYTES = 4 * 1024 * 1024
 """Serialized request bytes a stream may have waiting: one largest request (the receive limit).
-Requests wait only while the stream's loop is blocked sending to a client that does not read;
-a client that also floods requests is then held back by HTTP/2 flow control, not buffered."""
+Requests wait only while the stream's loop is busy (sending, or behind other streams); a client
+that floods requests meanwhile is held back by HTTP/2 flow control, not buffered."""
 
 
 class DiscoveryServer:
