@@ -41,6 +41,7 @@ from controlplane.telemetry.otel import add_collector
 from controlplane.telemetry.traffic import TrafficStore
 from controlplane.view import TRAFFIC_WINDOW, View
 from controlplane.xds.grpc_server import create_server, set_serving
+from controlplane.xds.limits import Limits
 from controlplane.xds.registry import NodeRegistry
 from controlplane.xds.server import DiscoveryServer
 
@@ -67,6 +68,8 @@ class ServeOptions:
     """Bearer token for state-changing API calls (rollback); None: they are refused."""
     kubernetes: KubernetesOptions | None = None
     """Watch Kubernetes Services and EndpointSlices; None: files (and the registry) only."""
+    limits: Limits = field(default_factory=Limits)
+    """Streams, connections and names clients may hold on the xDS port."""
 
 
 async def serve(options: ServeOptions) -> None:
@@ -82,8 +85,8 @@ async def serve(options: ServeOptions) -> None:
     initial = source.poll()
     if initial is None or not pipeline.apply(initial) or not cache.ready:
         _restore_or_wait(pipeline, options.state_dir)
-    discovery = DiscoveryServer(cache, registry, observer=metrics)
-    grpc_server, health, port = create_server(discovery, options.xds_address)
+    discovery = DiscoveryServer(cache, registry, observer=metrics, limits=options.limits)
+    grpc_server, health, port = create_server(discovery, options.xds_address, options.limits)
     registry_pb2_grpc.add_RegistryServicer_to_server(registry_api, grpc_server)
     add_collector(grpc_server, traffic, time.time, CounterDeltas())
     engine = AlertEngine()

@@ -30,6 +30,7 @@ from controlplane.render import dump, message_to_data, resources_to_data
 from controlplane.sources.kubernetes.source import KubernetesOptions
 from controlplane.translate import build_resources
 from controlplane.translate.static_bootstrap import static_bootstrap
+from controlplane.xds.limits import Limits
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,7 +115,38 @@ def _add_serve_command(commands: Any) -> None:
     serve.add_argument("--admin-token-file", type=Path, help="bearer token for rollback (else: read-only API)")
     _add_policy_arguments(serve)
     _add_kubernetes_arguments(serve)
+    _add_limit_arguments(serve)
     serve.set_defaults(handler=_serve)
+
+
+def _add_limit_arguments(serve: argparse.ArgumentParser) -> None:
+    limits = Limits()
+    serve.add_argument(
+        "--max-streams-per-peer",
+        type=_positive,
+        default=limits.streams_per_peer,
+        help="open RPCs per client IP address on the xDS port",
+    )
+    serve.add_argument("--max-streams", type=_positive, default=limits.streams, help="open RPCs on the xDS port")
+    serve.add_argument(
+        "--max-connections", type=_positive, default=limits.connections, help="open connections to the xDS port"
+    )
+    serve.add_argument(
+        "--max-names-per-stream",
+        type=_positive,
+        default=limits.names_per_stream,
+        help="resource names one xDS stream may subscribe to",
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
 
 
 def _add_kubernetes_arguments(serve: argparse.ArgumentParser) -> None:
@@ -212,6 +244,12 @@ def _serve(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         admin_token=args.admin_token_file.read_text(encoding="utf-8").strip() if args.admin_token_file else None,
         kubernetes=_kubernetes_options(args),
+        limits=Limits(
+            streams_per_peer=args.max_streams_per_peer,
+            streams=args.max_streams,
+            connections=args.max_connections,
+            names_per_stream=args.max_names_per_stream,
+        ),
     )
     if not options.config_paths and options.kubernetes is None:
         print("controlplane serve: give --config PATH, --kubernetes, or both", file=sys.stderr)

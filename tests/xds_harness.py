@@ -21,6 +21,7 @@ from controlplane.cache import Snapshot, SnapshotCache
 from controlplane.dsl import load_texts
 from controlplane.translate import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, build_resources
 from controlplane.xds.grpc_server import create_server
+from controlplane.xds.limits import Limits
 from controlplane.xds.registry import NodeRegistry
 from controlplane.xds.server import DiscoveryServer
 
@@ -53,9 +54,9 @@ class Harness:
 
 
 @asynccontextmanager
-async def running_server() -> AsyncIterator[Harness]:
+async def running_server(limits: Limits | None = None) -> AsyncIterator[Harness]:
     cache, registry = SnapshotCache(), NodeRegistry()
-    server, _, port = create_server(DiscoveryServer(cache, registry), "127.0.0.1:0")
+    server, _, port = create_server(DiscoveryServer(cache, registry, limits=limits), "127.0.0.1:0", limits)
     await server.start()
     try:
         yield Harness(cache, registry, port)

@@ -15,6 +15,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
 
 from controlplane.cache.snapshot import Resource
+from controlplane.xds.limits import clip
 from controlplane.xds.types import WILDCARD_TYPES, Nack
 
 Changes = dict[str, tuple[str | None, str | None]]
@@ -101,7 +102,7 @@ class DeltaState:
 
     def _reject(self, request: discovery_pb2.DeltaDiscoveryRequest, changes: Changes, now: float) -> None:
         detail = request.error_detail
-        self.last_nack = Nack(self.sent_version, request.response_nonce, detail.message, detail.code, now)
+        self.last_nack = Nack(self.sent_version, request.response_nonce, clip(detail.message), detail.code, now)
         for name, (before, sent) in changes.items():
             if sent is not None:
                 self.rejected.setdefault(name, set()).add(sent)

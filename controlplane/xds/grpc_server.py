@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import inspect
+import logging
+import resource
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -15,13 +18,19 @@ from envoy.service.status.v3 import csds_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from controlplane.xds.csds import ClientStatusService
+from controlplane.xds.limits import Limits, PeerStreams, ThrottledLog
 from controlplane.xds.server import DiscoveryServer
+
+log = logging.getLogger(__name__)
 
 MAX_RECEIVE_BYTES = 4 * 1024 * 1024
 """Largest request accepted: a delta reconnect that echoes ~50,000 resource names fits."""
 MAX_SEND_BYTES = 64 * 1024 * 1024
 """Largest response: a full state-of-the-world CDS or EDS of a big mesh."""
 MAX_STREAMS_PER_CONNECTION = 64
+"""HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: Envoy multiplexes ADS and stats exports on one connection."""
+RESERVED_FILE_DESCRIPTORS = 256
+"""File descriptors kept back from the connection cap: route files, the status server, logs."""
 
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
@@ -69,9 +78,16 @@ def add_discovery_services(grpc_server: grpc.aio.Server, server: DiscoveryServer
         getattr(module, f"add_{service}Servicer_to_server")(servicer, grpc_server)
 
 
-def create_server(server: DiscoveryServer, address: str) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
+def create_server(
+    server: DiscoveryServer, address: str, limits: Limits | None = None
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     """A gRPC server listening on `address` (port 0 picks a free one); returns it and the port."""
-    grpc_server = grpc.aio.server(options=SERVER_OPTIONS)
+    limits = limits or Limits()
+    grpc_server = grpc.aio.server(
+        options=server_options(limits),
+        interceptors=[PeerLimit(PeerStreams(limits.streams_per_peer, ThrottledLog(log)))],
+        maximum_concurrent_rpcs=limits.streams,
+    )
     add_discovery_services(grpc_server, server)
     csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(ClientStatusService(server.registry), grpc_server)
     health_servicer = health.aio.HealthServicer()
@@ -87,3 +103,105 @@ async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool)
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     await health_servicer.set("", status)
     await health_servicer.set("envoy.service.discovery.v3.AggregatedDiscoveryService", status)
+
+
+def server_options(limits: Limits) -> list[tuple[str, int]]:
+    """SERVER_OPTIONS plus the connection limits of `limits`."""
+    return [
+        *SERVER_OPTIONS,
+        ("grpc.max_allowed_incoming_connections", connection_cap(limits.connections)),
+        ("grpc.server_handshake_timeout_ms", limits.handshake_timeout_ms),
+        ("grpc.max_connection_idle_ms", limits.connection_idle_ms),
+    ]
+
+
+def connection_cap(wanted: int) -> int:
+    """`wanted`, or fewer if the process may not open that many files even after raising its soft limit.
+
+    Running out of file descriptors would fail far more than new xDS connections (route files,
+    the status server), so the cap stays RESERVED_FILE_DESCRIPTORS below the limit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + RESERVED_FILE_DESCRIPTORS
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        cap = max(1, soft - RESERVED_FILE_DESCRIPTORS)
+        log.warning("open file limit is %d: at most %d xDS connections instead of %d", soft, cap, wanted)
+        return cap
+    return wanted
+
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
+
+_HANDLER_FACTORIES = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+class PeerLimit(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Counts every RPC by peer address and refuses, with RESOURCE_EXHAUSTED, those over the limit."""
+
+    def __init__(self, streams: PeerStreams) -> None:
+        self.streams = streams
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        kind = (handler.request_streaming, handler.response_streaming)
+        behavior = {
+            (False, False): handler.unary_unary,
+            (False, True): handler.unary_stream,
+            (True, False): handler.stream_unary,
+            (True, True): handler.stream_stream,
+        }[kind]
+        if not (inspect.isasyncgenfunction(behavior) or inspect.iscoroutinefunction(behavior)):
+            return handler  # a synchronous handler runs in grpc's thread pool: not ours to count
+        return _HANDLER_FACTORIES[kind](
+            self._counted(behavior),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _counted(self, behavior: Behavior) -> Behavior:
+        """`behavior`, run only if the peer is under its limit, and counted while it runs."""
+        streams = self.streams
+
+        async def admit(context: grpc.aio.ServicerContext) -> str:
+            peer = context.peer()
+            if not streams.acquire(peer):
+                await context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"too many open RPCs from this address (limit {streams.limit}, --max-streams-per-peer)",
+                )
+            return str(peer)
+
+        if inspect.isasyncgenfunction(behavior):
+
+            async def generator(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                peer = await admit(context)
+                try:
+                    async for response in behavior(request, context):
+                        yield response
+                finally:
+                    streams.release(peer)
+
+            return generator
+
+        async def coroutine(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            peer = await admit(context)
+            try:
+                return await behavior(request, context)
+            finally:
+                streams.release(peer)
+
+        return coroutine

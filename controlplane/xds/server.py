@@ -7,6 +7,7 @@ notices. Both lead to the same question for the stream's session: what, if anyth
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -18,6 +19,7 @@ from controlplane.cache import SnapshotCache
 from controlplane.cache.quarantine import QuarantineEntry, rejected_names
 from controlplane.translate.common import short_type
 from controlplane.xds.delta import DeltaState
+from controlplane.xds.limits import LimitExceeded, Limits, ThrottledLog, check_request
 from controlplane.xds.registry import Connection, NodeRegistry
 from controlplane.xds.session import Session
 from controlplane.xds.types import NoObserver, Observer
@@ -27,6 +29,11 @@ log = logging.getLogger(__name__)
 _CHANGED = object()
 _END = object()
 MAX_QUEUED_REQUESTS = 16
+"""Requests a stream may have waiting: a real Envoy has at most one per type plus its ACKs."""
+MAX_QUEUED_BYTES = 4 * 1024 * 1024
+"""Serialized request bytes a stream may have waiting: one largest request (the receive limit).
+Requests wait only while the stream's loop is busy (sending, or behind other streams); a client
+that floods requests meanwhile is held back by HTTP/2 flow control, not buffered."""
 
 
 class DiscoveryServer:
@@ -38,23 +45,38 @@ class DiscoveryServer:
         registry: NodeRegistry,
         clock: Callable[[], float] = time.time,
         observer: Observer | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.cache = cache
         self.registry = registry
         self.clock = clock
         self.observer: Observer = observer or NoObserver()
+        self.limits = limits or Limits()
         self._sent_at: dict[tuple[int, str], float] = {}
+        self._refusals = ThrottledLog(log)
 
     async def stream(
         self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext, *, delta: bool
     ) -> AsyncIterator[Any]:
-        """Answer one stream until the client ends it."""
+        """Answer one stream until the client ends it, or end it when the client goes over a limit."""
+        try:
+            async for response in self._serve(requests, context, delta):
+                yield response
+        except LimitExceeded as exc:
+            self._refusals.warning(f"stream from {context.peer()} ended: {exc.message}")
+            await context.abort(getattr(grpc.StatusCode, exc.code), exc.message)
+
+    async def _serve(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext, delta: bool
+    ) -> AsyncIterator[Any]:
         inbox = Inbox()
         reader = asyncio.create_task(_read(requests, inbox))
         unsubscribe = self.cache.subscribe(inbox.notify)
         connection: Connection | None = None
         try:
             while (item := await inbox.next()) is not _END:
+                if isinstance(item, LimitExceeded):
+                    raise item
                 if item is not _CHANGED:
                     connection = connection or self._open(item, context, delta)
                     self._apply(connection, item)
@@ -84,7 +106,7 @@ class DiscoveryServer:
 
     def _open(self, request: Any, context: grpc.aio.ServicerContext, delta: bool) -> Connection:
         node = request.node
-        session = Session(node_id=node.id, node_group=node.cluster, delta=delta)
+        session = Session(node_id=node.id, node_group=node.cluster, delta=delta, max_names=self.limits.names_per_stream)
         api = "delta" if delta else "sotw"
         connection = self.registry.open(node, context.peer(), api, self.clock(), session)
         log.info("stream opened: node=%s group=%s api=%s peer=%s", node.id, node.cluster, api, context.peer())
@@ -165,25 +187,38 @@ def _names(request: Any) -> str:
 class Inbox:
     """What a stream must react to: requests in order, and at most one "cache changed" notice.
 
-    Requests are bounded (the reader waits, so a flooding client is slowed, not buffered); change
-    notices are coalesced into one flag, so a stream that cannot send (a client that does not
-    read) holds O(1) memory however often the cache changes, and catches up with the latest
-    snapshot once it can.
+    Requests are bounded in number and bytes (the reader waits, so a flooding client is slowed,
+    not buffered); change notices are coalesced into one flag, so a stream that cannot send (a
+    client that does not read) holds O(1) memory however often the cache changes, and catches up
+    with the latest snapshot once it can. A request over a limit ends the stream at once.
     """
 
-    def __init__(self, limit: int = MAX_QUEUED_REQUESTS) -> None:
-        self._requests: asyncio.Queue[Any] = asyncio.Queue(limit)
+    def __init__(self, limit: int = MAX_QUEUED_REQUESTS, max_bytes: int = MAX_QUEUED_BYTES) -> None:
+        self._requests: collections.deque[tuple[Any, int]] = collections.deque()
+        self._limit, self._max_bytes, self._bytes = limit, max_bytes, 0
         self._changed = False
         self._ended = False
+        self._failure: LimitExceeded | None = None
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
 
     def notify(self) -> None:
         """The cache changed (called synchronously by the cache)."""
         self._changed = True
         self._wake.set()
 
-    async def put(self, request: Any) -> None:
-        await self._requests.put(request)
+    async def put(self, request: Any, size: int = 0) -> None:
+        """Queue a request of `size` bytes; waits while the inbox is full (one request always fits)."""
+        while self._requests and (len(self._requests) >= self._limit or self._bytes + size > self._max_bytes):
+            self._room.clear()
+            await self._room.wait()
+        self._requests.append((request, size))
+        self._bytes += size
+        self._wake.set()
+
+    def fail(self, error: LimitExceeded) -> None:
+        """The client went over a limit: `next` returns `error` before anything else."""
+        self._failure = error
         self._wake.set()
 
     def end(self) -> None:
@@ -191,10 +226,15 @@ class Inbox:
         self._wake.set()
 
     async def next(self) -> object:
-        """The next request, else the change notice, else the end; waits when there is none."""
+        """A limit error, else the next request, else the change notice, else the end; waits when there is none."""
         while True:
-            if not self._requests.empty():
-                return self._requests.get_nowait()
+            if self._failure is not None:
+                return self._failure
+            if self._requests:
+                request, size = self._requests.popleft()
+                self._bytes -= size
+                self._room.set()
+                return request
             if self._changed:
                 self._changed = False
                 return _CHANGED
@@ -205,9 +245,13 @@ class Inbox:
 
 
 async def _read(requests: AsyncIterator[Any], inbox: Inbox) -> None:
+    """Move requests into the inbox; a request over a limit stops reading and fails the stream."""
     try:
         async for request in requests:
-            await inbox.put(request)
+            check_request(request)
+            await inbox.put(request, request.ByteSize())
+    except LimitExceeded as exc:
+        inbox.fail(exc)
     except (grpc.aio.AioRpcError, asyncio.CancelledError):
         pass
     finally:

@@ -17,6 +17,7 @@ from typing import Any
 from controlplane.cache.snapshot import Resource, Snapshot, resources_version
 from controlplane.translate import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, TYPE_ORDER
 from controlplane.xds.delta import DeltaState
+from controlplane.xds.limits import MAX_NAMES_PER_STREAM, MAX_TYPES_PER_STREAM, LimitExceeded, check_names
 from controlplane.xds.sotw import SotwState
 from controlplane.xds.types import TypeStatus
 
@@ -32,15 +33,38 @@ class Session:
     node_group: str
     delta: bool
     states: dict[str, State] = field(default_factory=dict)
+    max_names: int = MAX_NAMES_PER_STREAM
+    """Names this stream may hold over all its types; more raise LimitExceeded."""
+    initial_names: int = 0
+    """Names the client said it holds when it opened each delta type (`initial_resource_versions`)."""
     _nonces: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def on_request(self, request: Any, now: float) -> str:
-        """Apply one request; returns "stale", "ack", "nack" or "request"."""
+        """Apply one request; returns "stale", "ack", "nack" or "request".
+
+        Raises LimitExceeded, before changing anything, for a request that would make the stream
+        hold too many types or names, or a name longer than any served one.
+        """
+        self._check(request)
         state = self.states.get(request.type_url)
+        if state is None and self.delta:
+            self.initial_names += len(request.initial_resource_versions)
         if state is None:
             state = DeltaState(request.type_url) if self.delta else SotwState(request.type_url)
             self.states[request.type_url] = state
         return state.on_request(request, now)
+
+    def _check(self, request: Any) -> None:
+        state = self.states.get(request.type_url)
+        if state is None and len(self.states) >= MAX_TYPES_PER_STREAM:
+            raise LimitExceeded("RESOURCE_EXHAUSTED", f"stream asks for more than {MAX_TYPES_PER_STREAM} types")
+        held = self.initial_names + sum(len(s.names) for s in self.states.values())
+        added = _delta_added(request, state) if self.delta else _sotw_added(request, state)
+        if held + added > self.max_names:
+            raise LimitExceeded(
+                "RESOURCE_EXHAUSTED",
+                f"stream would hold {held + added} resource names; at most {self.max_names} allowed",
+            )
 
     def responses(self, snapshot: Snapshot) -> list[Any]:
         """What to send now, in CDS, EDS, LDS, RDS order.
@@ -121,3 +145,21 @@ class Session:
 def _updated(state: State, resources: Mapping[str, Resource]) -> set[str]:
     """Names this stream sent before in another version: the client will re-create them."""
     return {n for n, r in resources.items() if (old := state.last_sent.get(n)) is not None and old.version != r.version}
+
+
+def _sotw_added(request: Any, state: State | None) -> int:
+    """Names a SotW request adds to the stream (it replaces its type's names); checks their length."""
+    check_names(request.resource_names)
+    return len(request.resource_names) - (len(state.names) if state is not None else 0)
+
+
+def _delta_added(request: Any, state: State | None) -> int:
+    """Names a delta request adds: new subscriptions, plus the initial versions of a type's first request."""
+    wanted = set(request.resource_names_subscribe) - {"*"}
+    check_names(wanted)
+    if state is not None:
+        return len(wanted - state.names)
+    initial = request.initial_resource_versions
+    check_names(initial)
+    check_names(initial.values())
+    return len(wanted) + len(initial)

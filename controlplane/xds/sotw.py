@@ -18,6 +18,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
 
 from controlplane.cache.snapshot import Resource, resources_version
+from controlplane.xds.limits import clip
 from controlplane.xds.types import WILDCARD_TYPES, Nack
 
 
@@ -70,7 +71,7 @@ class SotwState:
         self.in_flight = False
         if request.HasField("error_detail"):
             detail = request.error_detail
-            self.last_nack = Nack(self.sent_version, self.nonce, detail.message, detail.code, now)
+            self.last_nack = Nack(self.sent_version, self.nonce, clip(detail.message), detail.code, now)
             self.rejected.add(self.sent_version)
             self.just_rejected = dict(self.sent)
             # The client keeps what it accepted last: that is what it holds now.
