@@ -66,19 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--static", action="store_true", help="print a static Envoy bootstrap instead")
     render.set_defaults(handler=_render)
     _add_serve_command(commands)
-    boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap that connects to controlplane")
-    boot.add_argument("--node-id", required=True)
-    boot.add_argument("--node-cluster", required=True)
-    boot.add_argument("--xds", required=True, metavar="HOST:PORT[,HOST:PORT...]", type=_xds_addresses)
-    boot.add_argument("--admin-port", type=int, default=9901)
-    boot.add_argument("--api", choices=("sotw", "delta"), default="sotw")
-    boot.add_argument("--keepalive-interval", default="5s", type=_duration, help="HTTP/2 ping interval to xDS")
-    boot.add_argument("--keepalive-timeout", default="3s", type=_duration, help="ping answer deadline")
-    boot.add_argument("--stats-interval", default="5s", type=_duration, help="stats push interval (0s: none)")
-    boot.add_argument("--output", type=Path, metavar="FILE", help="write it to FILE (atomically) instead of stdout")
-    _add_client_tls_arguments(boot, "Envoy reads")
-    boot.add_argument("--xds-server-name", default="", help="with --tls-cert: name the server certificate must carry")
-    boot.set_defaults(handler=_bootstrap)
+    _add_bootstrap_command(commands)
     reg = commands.add_parser("register", help="keep an endpoint registered until interrupted")
     reg.add_argument("--service", required=True, help="a service declared with 'discovery: registry'")
     reg.add_argument("--address", required=True, metavar="HOST:PORT", help="the endpoint (an IP address)")
@@ -90,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--weight", type=int, default=1)
     reg.add_argument("--zone", default="")
     reg.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")
-    _add_client_tls_arguments(reg, "read now")
+    _add_client_tls_arguments(reg, "PEM")
     reg.add_argument("--server-name", default="", help="with --tls-cert: name the replicas' certificate carries")
     reg.set_defaults(handler=_register)
     admin.add_commands(commands)
@@ -105,6 +93,22 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=_duration, help="stop by itself after this long (default: at Ctrl-C)")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def _add_bootstrap_command(commands: Any) -> None:
+    boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap that connects to controlplane")
+    boot.add_argument("--node-id", required=True)
+    boot.add_argument("--node-cluster", required=True)
+    boot.add_argument("--xds", required=True, metavar="HOST:PORT[,HOST:PORT...]", type=_xds_addresses)
+    boot.add_argument("--admin-port", type=int, default=9901)
+    boot.add_argument("--api", choices=("sotw", "delta"), default="sotw")
+    boot.add_argument("--keepalive-interval", default="5s", type=_duration, help="HTTP/2 ping interval to xDS")
+    boot.add_argument("--keepalive-timeout", default="3s", type=_duration, help="ping answer deadline")
+    boot.add_argument("--stats-interval", default="5s", type=_duration, help="stats push interval (0s: none)")
+    boot.add_argument("--output", type=Path, metavar="FILE", help="write it to FILE (atomically) instead of stdout")
+    _add_client_tls_arguments(boot, "PEM, a path on Envoy's machine")
+    boot.add_argument("--xds-server-name", default="", help="with --tls-cert: name the server certificate must carry")
+    boot.set_defaults(handler=_bootstrap)
 
 
 def _add_serve_command(commands: Any) -> None:
@@ -137,11 +141,11 @@ def _add_tls_arguments(serve: argparse.ArgumentParser) -> None:
     serve.add_argument("--insecure", action="store_true", help="allow plaintext xDS on a non-loopback address")
 
 
-def _add_client_tls_arguments(parser: argparse.ArgumentParser, read: str) -> None:
+def _add_client_tls_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
     """mTLS to the control plane's xDS port: certificate, key and the CA of the server's certificate."""
-    parser.add_argument("--tls-cert", help=f"client certificate chain (PEM, {read}) for a --tls-cert server")
-    parser.add_argument("--tls-key", help="with --tls-cert: its private key (PEM)")
-    parser.add_argument("--server-ca", help="with --tls-cert: CA of the control plane's certificate (PEM)")
+    parser.add_argument("--tls-cert", metavar="FILE", help=f"mTLS to the xDS port: client certificate chain ({whose})")
+    parser.add_argument("--tls-key", metavar="FILE", help="with --tls-cert: its private key (PEM)")
+    parser.add_argument("--server-ca", metavar="FILE", help="with --tls-cert: CA of the control plane's certificate")
 
 
 def _client_tls(args: argparse.Namespace, name_flag: str, name: str) -> TlsFiles | None:

@@ -124,6 +124,7 @@ def test_the_identity_is_the_spiffe_ids_else_the_common_name(tmp_path: Path) -> 
     assert identity_from_pem(web_uri.cert_pem) == spiffe("w")  # only spiffe:// URIs are identities
     assert identity_from_pem(nothing.cert_pem) == spiffe()
     assert str(spiffe()) == "a certificate without SPIFFE ID or common name"
+    assert identity_from_pem(b"-----BEGIN CERTIFICATE-----\nnot one\n-----END CERTIFICATE-----\n") == spiffe()
 
 
 VALID = """\

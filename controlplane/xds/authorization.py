@@ -101,13 +101,18 @@ def identity_of(context: Any) -> PeerIdentity | None:
 
 @functools.lru_cache(maxsize=1024)
 def identity_from_pem(pem: bytes) -> PeerIdentity:
-    """SPIFFE URI SANs when there are any, else the subject's common names (cached: every call asks)."""
-    certificate = x509.load_pem_x509_certificate(pem)
+    """SPIFFE URI SANs when there are any, else the subject's common names (cached: every call asks).
+
+    A certificate the TLS stack verified but that cannot be read here names nobody: no rule matches it.
+    """
     try:
+        certificate = x509.load_pem_x509_certificate(pem)
         sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         uris = [u for u in sans.get_values_for_type(x509.UniformResourceIdentifier) if u.startswith(SPIFFE_PREFIX)]
     except x509.ExtensionNotFound:
         uris = []
+    except ValueError:
+        return PeerIdentity(())
     if uris:
         return PeerIdentity(tuple(uris))
     names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
