@@ -19,7 +19,8 @@ USER 10001:10001
 WORKDIR /
 
 # xDS (gRPC: ADS, registry, stats sink) and the status page (HTTP). `serve` binds 127.0.0.1 unless
-# told otherwise: pass --xds-address 0.0.0.0:18000 --status-address 0.0.0.0:9000 in a container.
+# told otherwise: pass --xds-address 0.0.0.0:18000 --status-address 0.0.0.0:9000 in a container,
+# with --tls-cert, --tls-key and --client-ca for mTLS, or --insecure for plaintext (docs/security.md).
 EXPOSE 18000 9000
 ENTRYPOINT ["controlplane"]
 CMD ["--help"]

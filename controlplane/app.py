@@ -17,7 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import grpc
 import uvicorn
 
 from controlplane import alerting
@@ -39,7 +41,9 @@ from controlplane.telemetry.counters import CounterDeltas
 from controlplane.telemetry.metrics import Metrics, Readings
 from controlplane.telemetry.otel import add_collector
 from controlplane.telemetry.traffic import TrafficStore
+from controlplane.tls import TlsError, TlsFiles, plaintext_refusal, read_tls, server_credentials
 from controlplane.view import TRAFFIC_WINDOW, View
+from controlplane.xds.authorization import NodeAuthorization
 from controlplane.xds.grpc_server import create_server, set_serving
 from controlplane.xds.limits import Limits
 from controlplane.xds.registry import NodeRegistry
@@ -70,10 +74,44 @@ class ServeOptions:
     """Watch Kubernetes Services and EndpointSlices; None: files (and the registry) only."""
     limits: Limits = field(default_factory=Limits)
     """Streams, connections and names clients may hold on the xDS port."""
+    tls: TlsFiles | None = None
+    """mTLS on the xDS port (server certificate, key, CA of client certificates); None: plaintext."""
+    insecure: bool = False
+    """Allow plaintext xDS on a non-loopback address."""
+    node_authorization: NodeAuthorization = field(default_factory=NodeAuthorization)
+    """Which client certificate may claim which node (off: any certificate from the CA, any node)."""
+
+
+def xds_credentials(options: ServeOptions) -> grpc.ServerCredentials | None:
+    """The xDS port's credentials (None: plaintext), after refusing unsafe combinations (raises TlsError)."""
+    if options.tls is None:
+        _check_plaintext(options)
+        return None
+    if options.insecure:
+        raise TlsError("--insecure contradicts --tls-cert: give one or the other")
+    credentials = server_credentials(read_tls(options.tls))
+    if not options.node_authorization.enabled:
+        log.warning("node authorization is off: any certificate from %s may claim any node", options.tls.ca)
+    return credentials
+
+
+def _check_plaintext(options: ServeOptions) -> None:
+    """Plaintext only on loopback, or anywhere with a loud --insecure; never with node authorization."""
+    if options.node_authorization.enabled:
+        raise TlsError("--node-authorization needs --tls-cert, --tls-key and --client-ca (identities are certificates)")
+    if (refusal := plaintext_refusal(options.xds_address, options.insecure)) is not None:
+        raise TlsError(refusal)
+    if options.insecure:
+        log.warning(
+            "INSECURE: xDS in plaintext on %s (--insecure): whoever reaches it reads every route, "
+            "claims any node and registers endpoints; see docs/security.md to turn on mTLS",
+            options.xds_address,
+        )
 
 
 async def serve(options: ServeOptions) -> None:
     """Run until SIGINT or SIGTERM."""
+    credentials = xds_credentials(options)
     cache, registry = SnapshotCache(), NodeRegistry()
     pipeline = Pipeline(cache, options.policy, options.debounce, state_dir=options.state_dir)
     source = FileSource(options.config_paths, options.poll_interval)
@@ -85,10 +123,12 @@ async def serve(options: ServeOptions) -> None:
     initial = source.poll()
     if initial is None or not pipeline.apply(initial) or not cache.ready:
         _restore_or_wait(pipeline, options.state_dir)
-    discovery = DiscoveryServer(cache, registry, observer=metrics, limits=options.limits)
-    grpc_server, health, port = create_server(discovery, options.xds_address, options.limits)
+    discovery = DiscoveryServer(
+        cache, registry, observer=metrics, limits=options.limits, authorization=options.node_authorization
+    )
+    grpc_server, health, port = create_server(discovery, options.xds_address, options.limits, credentials)
     registry_pb2_grpc.add_RegistryServicer_to_server(registry_api, grpc_server)
-    add_collector(grpc_server, traffic, time.time, CounterDeltas())
+    add_collector(grpc_server, traffic, time.time, CounterDeltas(), admit=discovery.guard.admit)
     engine = AlertEngine()
     metrics.alert_counts = lambda: collections.Counter(a.name for a in engine.active.values())
     await grpc_server.start()
@@ -101,8 +141,9 @@ async def serve(options: ServeOptions) -> None:
         task.add_done_callback(background.discard)
 
     cache.subscribe(mark_serving)
-    log.info("xDS listening on %s (port %d)", options.xds_address, port)
+    log.info("xDS listening on %s (port %d, %s)", options.xds_address, port, "mTLS" if credentials else "plaintext")
     view = View(cache, pipeline, registry, metrics, traffic, engine)
+    view.xds_security = _xds_security(options)
     view.source_checked_at = lambda: source.checked_at
     view.kubernetes = kubernetes.report if kubernetes else None
     metrics.endpoint_figures = view.endpoint_figures
@@ -129,6 +170,16 @@ async def serve(options: ServeOptions) -> None:
                 task.cancel()
     finally:
         await grpc_server.stop(grace=1.0)
+
+
+def _xds_security(options: ServeOptions) -> dict[str, Any]:
+    """What the status API says about the xDS port's protection."""
+    rules = options.node_authorization.rules
+    return {
+        "transport": "mTLS" if options.tls else "plaintext",
+        "node_authorization": "on" if rules is not None else "off",
+        "rules": len(rules or ()),
+    }
 
 
 def _metrics(

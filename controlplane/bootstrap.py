@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import config_source_pb2, grpc_service_pb2
+from envoy.config.core.v3 import base_pb2, config_source_pb2, grpc_service_pb2
 from envoy.extensions.stat_sinks.open_telemetry.v3 import open_telemetry_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from envoy.type.matcher.v3 import string_pb2
 
 from controlplane.translate.clusters import HTTP_PROTOCOL_OPTIONS
 from controlplane.translate.common import boolean, duration, pack, socket_address, uint32
@@ -18,7 +20,22 @@ from controlplane.translate.common import boolean, duration, pack, socket_addres
 XDS_CLUSTER = "xds_cluster"
 OTEL_SINK = "envoy.stat_sinks.open_telemetry"
 NODE_ID_HEADER = "x-controlplane-node-id"
+NODE_CLUSTER_HEADER = "x-controlplane-node-cluster"
 DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)", re.IGNORECASE)
+TLS_SOCKET = "envoy.transport_sockets.tls"
+
+
+@dataclass(frozen=True)
+class XdsTls:
+    """Files Envoy reads to speak mTLS to the control plane: paths on Envoy's machine, not read here."""
+
+    cert: str
+    """Envoy's client certificate chain (PEM); its SPIFFE ID or CN is the identity node authorization checks."""
+    key: str
+    ca: str
+    """The CA the control plane's server certificate must chain to."""
+    server_name: str = ""
+    """The name the server certificate must carry (and the SNI); default: each replica's host."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,8 @@ class BootstrapOptions:
     keepalive_timeout_ms: int = 3000
     stats_interval_ms: int = 5000
     """How often Envoy pushes its stats (OpenTelemetry sink) to the control plane; 0: never."""
+    tls: XdsTls | None = None
+    """mTLS on the xDS cluster (which also carries the stats); None: plaintext."""
 
 
 def parse_xds_addresses(text: str) -> tuple[tuple[str, int], ...]:
@@ -90,22 +109,24 @@ def bootstrap(options: BootstrapOptions) -> bootstrap_pb2.Bootstrap:
     result.static_resources.clusters.append(xds_cluster(options))
     if options.stats_interval_ms:
         result.stats_flush_interval.CopyFrom(duration(options.stats_interval_ms))
-        result.stats_sinks.add(name=OTEL_SINK, typed_config=pack(stats_sink(options.node_id)))
+        result.stats_sinks.add(name=OTEL_SINK, typed_config=pack(stats_sink(options.node_id, options.node_cluster)))
     return result
 
 
-def stats_sink(node_id: str) -> open_telemetry_pb2.SinkConfig:
+def stats_sink(node_id: str, node_cluster: str) -> open_telemetry_pb2.SinkConfig:
     """Envoy's OpenTelemetry stats sink, pushing to the control plane over the xDS cluster.
 
     Counters are reported as running totals: Envoy's deltas of per-endpoint counters lose
     whatever a read of its admin `/stats` latched in between (see telemetry/counters.py).
     Histograms are reported as deltas, tags as attributes (`envoy.cluster_name`,
-    `envoy.response_code_class`, `envoy.endpoint_address`), and the node id travels as gRPC
-    metadata so the collector knows which Envoy is speaking.
+    `envoy.response_code_class`, `envoy.endpoint_address`), and the node id and cluster travel
+    as gRPC metadata so the collector knows which Envoy is speaking (and, over mTLS, can check
+    that its certificate may speak for that node).
     """
     service = grpc_service_pb2.GrpcService()
     service.envoy_grpc.cluster_name = XDS_CLUSTER
     service.initial_metadata.add(key=NODE_ID_HEADER, value=node_id)
+    service.initial_metadata.add(key=NODE_CLUSTER_HEADER, value=node_cluster)
     return open_telemetry_pb2.SinkConfig(
         grpc_service=service,
         report_counters_as_deltas=False,
@@ -146,4 +167,36 @@ def xds_cluster(options: BootstrapOptions) -> cluster_pb2.Cluster:
     h2.connection_keepalive.timeout.CopyFrom(duration(options.keepalive_timeout_ms))
     cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(pack(protocol))
     cluster.upstream_connection_options.tcp_keepalive.keepalive_time.CopyFrom(uint32(30))
+    if options.tls is not None:
+        cluster.transport_socket.CopyFrom(xds_transport_socket(options.tls, options.xds))
     return cluster
+
+
+def xds_transport_socket(tls: XdsTls, replicas: tuple[tuple[str, int], ...]) -> base_pb2.TransportSocket:
+    """mTLS to the replicas: Envoy's certificate, the CA, and which names the server certificate must carry.
+
+    Without a server name, each replica's host must be in the certificate (a DNS SAN for a name,
+    an IP SAN for an address), so another certificate of the same CA, such as an Envoy's, cannot
+    pose as the control plane. SNI is set when there is one name to send.
+    """
+    context = tls_pb2.UpstreamTlsContext()
+    common = context.common_tls_context
+    common.alpn_protocols.append("h2")
+    certificate = common.tls_certificates.add()
+    certificate.certificate_chain.filename = tls.cert
+    certificate.private_key.filename = tls.key
+    validation = common.validation_context
+    validation.trusted_ca.filename = tls.ca
+    hosts = [tls.server_name] if tls.server_name else [host for host, _ in replicas]
+    names = list(dict.fromkeys(host.removesuffix(".") for host in hosts))
+    for name in names:
+        validation.match_typed_subject_alt_names.append(_san_matcher(name))
+    if len(names) == 1 and not is_ip(names[0]):
+        context.sni = names[0]
+    return base_pb2.TransportSocket(name=TLS_SOCKET, typed_config=pack(context))
+
+
+def _san_matcher(name: str) -> common_pb2.SubjectAltNameMatcher:
+    """An IP SAN matcher for an address, a DNS SAN matcher for a name."""
+    kind = common_pb2.SubjectAltNameMatcher.IP_ADDRESS if is_ip(name) else common_pb2.SubjectAltNameMatcher.DNS
+    return common_pb2.SubjectAltNameMatcher(san_type=kind, matcher=string_pb2.StringMatcher(exact=name))

@@ -15,7 +15,7 @@ from typing import Any
 
 from controlplane import admin, register
 from controlplane.app import ServeOptions, serve
-from controlplane.bootstrap import BootstrapOptions, bootstrap, parse_xds_addresses
+from controlplane.bootstrap import BootstrapOptions, XdsTls, bootstrap, parse_xds_addresses
 from controlplane.demo.plan import Ports
 from controlplane.demo.run import DemoError, DemoOptions
 from controlplane.demo.run import run as run_demo
@@ -25,12 +25,17 @@ from controlplane.dsl.types import parse_duration
 from controlplane.errors import ConfigError
 from controlplane.fileio import write_atomically
 from controlplane.model import Model
+from controlplane.node_rules import load_node_authorization
 from controlplane.pipeline import Debounce
 from controlplane.render import dump, message_to_data, resources_to_data
 from controlplane.sources.kubernetes.source import KubernetesOptions
+from controlplane.tls import TlsError, TlsFiles, channel_credentials, read_tls, tls_files
 from controlplane.translate import build_resources
 from controlplane.translate.static_bootstrap import static_bootstrap
+from controlplane.xds.authorization import NodeAuthorization
 from controlplane.xds.limits import Limits
+
+CLIENT_TLS_FLAGS = ("--tls-cert", "--tls-key", "--server-ca")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,17 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--static", action="store_true", help="print a static Envoy bootstrap instead")
     render.set_defaults(handler=_render)
     _add_serve_command(commands)
-    boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap that connects to controlplane")
-    boot.add_argument("--node-id", required=True)
-    boot.add_argument("--node-cluster", required=True)
-    boot.add_argument("--xds", required=True, metavar="HOST:PORT[,HOST:PORT...]", type=_xds_addresses)
-    boot.add_argument("--admin-port", type=int, default=9901)
-    boot.add_argument("--api", choices=("sotw", "delta"), default="sotw")
-    boot.add_argument("--keepalive-interval", default="5s", type=_duration, help="HTTP/2 ping interval to xDS")
-    boot.add_argument("--keepalive-timeout", default="3s", type=_duration, help="ping answer deadline")
-    boot.add_argument("--stats-interval", default="5s", type=_duration, help="stats push interval (0s: none)")
-    boot.add_argument("--output", type=Path, metavar="FILE", help="write it to FILE (atomically) instead of stdout")
-    boot.set_defaults(handler=_bootstrap)
+    _add_bootstrap_command(commands)
     reg = commands.add_parser("register", help="keep an endpoint registered until interrupted")
     reg.add_argument("--service", required=True, help="a service declared with 'discovery: registry'")
     reg.add_argument("--address", required=True, metavar="HOST:PORT", help="the endpoint (an IP address)")
@@ -84,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument("--weight", type=int, default=1)
     reg.add_argument("--zone", default="")
     reg.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")
+    _add_client_tls_arguments(reg, "PEM")
+    reg.add_argument("--server-name", default="", help="with --tls-cert: name the replicas' certificate carries")
     reg.set_defaults(handler=_register)
     admin.add_commands(commands)
     demo = commands.add_parser("demo", help="run a highly available gateway on loopback, with a guide")
@@ -97,6 +94,22 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=_duration, help="stop by itself after this long (default: at Ctrl-C)")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def _add_bootstrap_command(commands: Any) -> None:
+    boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap that connects to controlplane")
+    boot.add_argument("--node-id", required=True)
+    boot.add_argument("--node-cluster", required=True)
+    boot.add_argument("--xds", required=True, metavar="HOST:PORT[,HOST:PORT...]", type=_xds_addresses)
+    boot.add_argument("--admin-port", type=int, default=9901)
+    boot.add_argument("--api", choices=("sotw", "delta"), default="sotw")
+    boot.add_argument("--keepalive-interval", default="5s", type=_duration, help="HTTP/2 ping interval to xDS")
+    boot.add_argument("--keepalive-timeout", default="3s", type=_duration, help="ping answer deadline")
+    boot.add_argument("--stats-interval", default="5s", type=_duration, help="stats push interval (0s: none)")
+    boot.add_argument("--output", type=Path, metavar="FILE", help="write it to FILE (atomically) instead of stdout")
+    _add_client_tls_arguments(boot, "PEM, a path on Envoy's machine")
+    boot.add_argument("--xds-server-name", default="", help="with --tls-cert: name the server certificate must carry")
+    boot.set_defaults(handler=_bootstrap)
 
 
 def _add_serve_command(commands: Any) -> None:
@@ -113,6 +126,7 @@ def _add_serve_command(commands: Any) -> None:
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--state-dir", type=Path, help="keep checkpoints here; served at start if the files fail")
     serve.add_argument("--admin-token-file", type=Path, help="bearer token for rollback (else: read-only API)")
+    _add_tls_arguments(serve)
     _add_policy_arguments(serve)
     _add_kubernetes_arguments(serve)
     _add_limit_arguments(serve)
@@ -147,6 +161,32 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
     return value
+
+
+def _add_tls_arguments(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument("--tls-cert", type=Path, help="serve xDS over mTLS: server certificate chain (PEM)")
+    serve.add_argument("--tls-key", type=Path, help="with --tls-cert: its private key (PEM)")
+    serve.add_argument("--client-ca", type=Path, help="with --tls-cert: CA of the Envoys' client certificates (PEM)")
+    serve.add_argument(
+        "--node-authorization", type=Path, metavar="FILE", help="with --tls-cert: which identity may claim which node"
+    )
+    serve.add_argument("--insecure", action="store_true", help="allow plaintext xDS on a non-loopback address")
+
+
+def _add_client_tls_arguments(parser: argparse.ArgumentParser, whose: str) -> None:
+    """mTLS to the control plane's xDS port: certificate, key and the CA of the server's certificate."""
+    parser.add_argument("--tls-cert", metavar="FILE", help=f"mTLS to the xDS port: client certificate chain ({whose})")
+    parser.add_argument("--tls-key", metavar="FILE", help="with --tls-cert: its private key (PEM)")
+    parser.add_argument("--server-ca", metavar="FILE", help="with --tls-cert: CA of the control plane's certificate")
+
+
+def _client_tls(args: argparse.Namespace, name_flag: str, name: str) -> TlsFiles | None:
+    """The client's TLS files, or None; raises TlsError when only some are given, or a server name without them."""
+    cert, key, ca = (Path(p) if p else None for p in (args.tls_cert, args.tls_key, args.server_ca))
+    found = tls_files(cert, key, ca, flags=CLIENT_TLS_FLAGS)
+    if found is None and name:
+        raise TlsError(f"{name_flag} needs {', '.join(CLIENT_TLS_FLAGS)}")
+    return found
 
 
 def _add_kubernetes_arguments(serve: argparse.ArgumentParser) -> None:
@@ -232,7 +272,28 @@ def _render(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options = ServeOptions(
+    try:
+        options = _serve_options(args)
+    except (TlsError, ConfigError) as exc:
+        problems = exc.problems if isinstance(exc, ConfigError) else [exc]
+        for problem in problems:
+            print(f"controlplane serve: {problem}", file=sys.stderr)
+        return 2
+    if not options.config_paths and options.kubernetes is None:
+        print("controlplane serve: give --config PATH, --kubernetes, or both", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(options))
+    except TlsError as exc:
+        print(f"controlplane serve: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _serve_options(args: argparse.Namespace) -> ServeOptions:
+    """The options of `serve`; raises TlsError or ConfigError (the node authorization file)."""
+    rules = load_node_authorization(args.node_authorization) if args.node_authorization else NodeAuthorization()
+    return ServeOptions(
         config_paths=tuple(args.config),
         xds_address=args.xds_address,
         status_address=args.status_address,
@@ -250,12 +311,10 @@ def _serve(args: argparse.Namespace) -> int:
             connections=args.max_connections,
             names_per_stream=args.max_names_per_stream,
         ),
+        tls=tls_files(args.tls_cert, args.tls_key, args.client_ca),
+        insecure=args.insecure,
+        node_authorization=rules,
     )
-    if not options.config_paths and options.kubernetes is None:
-        print("controlplane serve: give --config PATH, --kubernetes, or both", file=sys.stderr)
-        return 2
-    asyncio.run(serve(options))
-    return 0
 
 
 def _kubernetes_options(args: argparse.Namespace) -> KubernetesOptions | None:
@@ -270,6 +329,11 @@ def _kubernetes_options(args: argparse.Namespace) -> KubernetesOptions | None:
 
 
 def _bootstrap(args: argparse.Namespace) -> int:
+    try:
+        files = _client_tls(args, "--xds-server-name", args.xds_server_name)
+    except TlsError as exc:
+        print(f"controlplane bootstrap: {exc}", file=sys.stderr)
+        return 2
     options = BootstrapOptions(
         node_id=args.node_id,
         node_cluster=args.node_cluster,
@@ -279,6 +343,7 @@ def _bootstrap(args: argparse.Namespace) -> int:
         keepalive_interval_ms=round(args.keepalive_interval * 1000),
         keepalive_timeout_ms=round(args.keepalive_timeout * 1000),
         stats_interval_ms=round(args.stats_interval * 1000),
+        tls=XdsTls(str(files.cert), str(files.key), str(files.ca), args.xds_server_name) if files else None,
     )
     text = dump(message_to_data(bootstrap(options)), "yaml")
     if args.output:
@@ -295,6 +360,12 @@ def _register(args: argparse.Namespace) -> int:
         print(f"controlplane register: --address {args.address!r} is not HOST:PORT", file=sys.stderr)
         return 2
     metadata = tuple((key, value) for key, _, value in (item.partition("=") for item in args.metadata))
+    try:
+        files = _client_tls(args, "--server-name", args.server_name)
+        credentials = channel_credentials(read_tls(files)) if files else None
+    except TlsError as exc:
+        print(f"controlplane register: {exc}", file=sys.stderr)
+        return 2
     registration = register.Registration(
         service=args.service,
         address=host.strip("[]"),
@@ -305,6 +376,8 @@ def _register(args: argparse.Namespace) -> int:
         zone=args.zone,
         metadata=metadata,
         drain_ms=round(args.drain * 1000),
+        credentials=credentials,
+        server_name=args.server_name,
     )
     asyncio.run(register.run(registration))
     return 0

@@ -33,6 +33,10 @@ class Registration:
     zone: str = ""
     metadata: tuple[tuple[str, str], ...] = ()
     drain_ms: int = 0
+    credentials: grpc.ChannelCredentials | None = None
+    """mTLS to replicas that serve it (`serve --tls-cert`); None: plaintext."""
+    server_name: str = ""
+    """The name the replicas' certificate must carry, when it is not the host in `replicas`."""
 
 
 class ReplicaLease:
@@ -41,7 +45,7 @@ class ReplicaLease:
     def __init__(self, target: str, registration: Registration) -> None:
         self.target = target
         self.registration = registration
-        self.channel = grpc.aio.insecure_channel(target)
+        self.channel = _channel(target, registration)
         self.stub = registry_pb2_grpc.RegistryStub(self.channel)
         self.lease_id = ""
 
@@ -88,6 +92,13 @@ class ReplicaLease:
                 request = registry_pb2.DeregisterRequest(lease_id=self.lease_id, drain_ms=self.registration.drain_ms)
                 await self.stub.Deregister(request, timeout=5)
         await self.channel.close()
+
+
+def _channel(target: str, registration: Registration) -> grpc.aio.Channel:
+    if registration.credentials is None:
+        return grpc.aio.insecure_channel(target)
+    options = [("grpc.ssl_target_name_override", registration.server_name)] if registration.server_name else []
+    return grpc.aio.secure_channel(target, registration.credentials, options=options)
 
 
 async def run(registration: Registration) -> None:

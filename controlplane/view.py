@@ -47,6 +47,8 @@ class View:
         self.source_checked_at: Callable[[], float] = lambda: 0.0
         self.kubernetes: Callable[[], dict[str, Any]] | None = None
         """The Kubernetes source's report, when it runs."""
+        self.xds_security: dict[str, Any] = {"transport": "plaintext", "node_authorization": "off", "rules": 0}
+        """How the xDS port is protected: transport (mTLS or plaintext) and whether node authorization is on."""
 
     def active_alerts(self) -> list[dict[str, Any]]:
         """Firing alerts, oldest first, each with the silence covering it (if any)."""
@@ -125,6 +127,7 @@ class View:
             "history": [{"at": at, "version": v} for at, v in state.history],
             "quarantined": [self._quarantined(e) for e in self.cache.quarantine.entries.values()],
             "kubernetes": self.kubernetes() if self.kubernetes else None,
+            "xds_security": self.xds_security,
         }
 
     def debug_config(self, node_id: str) -> list[dict[str, Any]]:
@@ -210,6 +213,7 @@ class View:
                     "node_cluster": c.node_group,
                     "envoy_version": c.envoy_version,
                     "peer": c.peer,
+                    "identity": c.identity,
                     "api": c.api,
                     "connected_at": c.connected_at,
                     "types": types,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from controlplane.bootstrap import parse_xds_addresses
 from controlplane.cli import main
+from tests.certs import make_pki
 from tests.conftest import ROOT
+from tests.envoy_tools import validate_file
 
 SHIPPED_ARGS = ["bootstrap", "--node-id", "gateway-1", "--node-cluster", "edge", "--xds", "127.0.0.1:18000"]
 COMPOSE_REPLICAS = "controlplane-1:18000,controlplane-2:18000"
@@ -125,3 +128,116 @@ def test_dns_names_as_xds_addresses() -> None:
         ("controlplane.controlplane-system.svc.cluster.local.", 18000),
         ("cp-2", 2),
     )
+
+
+TLS_ARGS = [
+    "--tls-cert",
+    "/etc/envoy/tls/tls.crt",
+    "--tls-key",
+    "/etc/envoy/tls/tls.key",
+    "--server-ca",
+    "/etc/envoy/tls/ca.crt",
+]
+
+
+def xds_tls_context(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    cluster = yaml.safe_load(render(args, capsys))["static_resources"]["clusters"][0]
+    socket = cluster["transport_socket"]
+    assert socket["name"] == "envoy.transport_sockets.tls"
+    context: dict[str, Any] = socket["typed_config"]
+    return context
+
+
+@pytest.mark.parametrize(
+    ("xds", "extra", "sans", "sni"),
+    [
+        pytest.param(
+            "127.0.0.1:18000,127.0.0.2:18000",
+            [],
+            [("IP_ADDRESS", "127.0.0.1"), ("IP_ADDRESS", "127.0.0.2")],
+            None,
+            id="addresses",
+        ),
+        pytest.param(
+            "controlplane.controlplane-system.svc:18000",
+            [],
+            [("DNS", "controlplane.controlplane-system.svc")],
+            "controlplane.controlplane-system.svc",
+            id="service-name",
+        ),
+        pytest.param(
+            COMPOSE_REPLICAS, [], [("DNS", "controlplane-1"), ("DNS", "controlplane-2")], None, id="two-names-no-sni"
+        ),
+        pytest.param(
+            "10.0.0.1:18000,10.0.0.2:18000",
+            ["--xds-server-name", "cp.example."],
+            [("DNS", "cp.example")],
+            "cp.example",
+            id="server-name",
+        ),
+    ],
+)
+def test_tls_makes_envoy_check_the_replicas_names(
+    xds: str, extra: list[str], sans: list[tuple[str, str]], sni: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    context = xds_tls_context([*SHIPPED_ARGS[:-1], xds, *TLS_ARGS, *extra], capsys)
+    common = context["common_tls_context"]
+    assert common["tls_certificates"] == [
+        {
+            "certificate_chain": {"filename": "/etc/envoy/tls/tls.crt"},
+            "private_key": {"filename": "/etc/envoy/tls/tls.key"},
+        }
+    ]
+    assert common["validation_context"]["trusted_ca"] == {"filename": "/etc/envoy/tls/ca.crt"}
+    matchers = common["validation_context"]["match_typed_subject_alt_names"]
+    assert [(m["san_type"], m["matcher"]["exact"]) for m in matchers] == sans
+    assert common["alpn_protocols"] == ["h2"]
+    assert context.get("sni") == sni
+
+
+def test_without_tls_flags_there_is_no_transport_socket(capsys: pytest.CaptureFixture[str]) -> None:
+    cluster = yaml.safe_load(render(SHIPPED_ARGS, capsys))["static_resources"]["clusters"][0]
+    assert "transport_socket" not in cluster
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        pytest.param(
+            TLS_ARGS[:4], "--tls-cert, --tls-key and --server-ca go together: --server-ca missing", id="partial"
+        ),
+        pytest.param(
+            ["--xds-server-name", "cp"], "--xds-server-name needs --tls-cert, --tls-key, --server-ca", id="name-alone"
+        ),
+    ],
+)
+def test_tls_flags_of_bootstrap_go_together(extra: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*SHIPPED_ARGS, *extra]) == 2
+    assert capsys.readouterr().err == f"controlplane bootstrap: {message}\n"
+
+
+@pytest.mark.envoy
+@pytest.mark.parametrize(
+    ("xds", "extra"),
+    [
+        ("127.0.0.1:18000,127.0.0.2:18000", []),
+        ("controlplane.controlplane-system.svc:18000", ["--api", "delta"]),
+        ("10.0.0.1:18000", ["--xds-server-name", "cp.example"]),
+    ],
+)
+def test_envoy_accepts_the_tls_bootstrap(
+    xds: str, extra: list[str], envoy_binary: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pki = make_pki(tmp_path / "pki")
+    tls = [
+        "--tls-cert",
+        str(pki.gateway.cert_path),
+        "--tls-key",
+        str(pki.gateway.key_path),
+        "--server-ca",
+        str(pki.ca.path),
+    ]
+    path = tmp_path / "bootstrap.yaml"
+    path.write_text(render([*SHIPPED_ARGS[:-1], xds, *tls, *extra], capsys))
+    result = validate_file(envoy_binary, path)
+    assert result.returncode == 0, result.stderr + result.stdout

@@ -20,6 +20,7 @@ import yaml
 
 from controlplane.dsl import load_files
 from controlplane.errors import ConfigError
+from controlplane.tls import plaintext_refusal
 from tests.conftest import ROOT
 from tests.envoy_tools import envoy_major_minor, validate_file
 
@@ -236,8 +237,21 @@ def image_problems(compose: Compose, envoy_version: str) -> list[str]:
     return problems
 
 
+def plaintext_problems(compose: Compose) -> list[str]:
+    """A replica serving xDS off loopback either has the mTLS flags or says --insecure (else serve refuses)."""
+    problems = []
+    for name, service in of_role(compose, "controlplane").items():
+        command = service["command"]
+        address = flag(command, "--xds-address") or "127.0.0.1:18000"
+        tls = all(f in command for f in ("--tls-cert", "--tls-key", "--client-ca"))
+        if not tls and plaintext_refusal(address, "--insecure" in command):
+            problems.append(f"{name}: plaintext xDS on {address} without --insecure: serve refuses to start")
+    return problems
+
+
 CHECKS: dict[str, Callable[[Compose], list[str]]] = {
     "files": file_problems,
+    "plaintext": plaintext_problems,
     "bootstraps": bootstrap_problems,
     "ports": port_problems,
     "listeners": listener_problems,
@@ -268,6 +282,13 @@ def mutate(path: str, value: Any) -> Callable[[Compose], None]:
         for key in parents:
             target = target[key]
         target[last] = value
+
+    return apply
+
+
+def drop_argument(service: str, argument: str) -> Callable[[Compose], None]:
+    def apply(compose: Compose) -> None:
+        compose["services"][service]["command"].remove(argument)
 
     return apply
 
@@ -317,6 +338,7 @@ BROKEN = [
     pytest.param("addresses", mutate("services.shop-v1.networks.demo.ipv4_address", "10.213.0.200"), id="dynamic"),
     pytest.param("addresses", mutate("services.shop-v1.networks.demo.ipv4_address", "10.213.0.32"), id="twice"),
     pytest.param("image", mutate("services.gateway-1.image", "envoyproxy/envoy:v1.39.0"), id="envoy-version"),
+    pytest.param("plaintext", drop_argument("controlplane-2", "--insecure"), id="insecure-left-out"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Every YAML example in the README and docs/ is real: route files validate, RouteTables too."""
+"""Every YAML example in the README and docs/ is real: route files, RouteTables and node authorization rules."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from controlplane.dsl import load_texts
+from controlplane.node_rules import parse_node_authorization
 from controlplane.sources.kubernetes.route_objects import KIND, route_object
 from tests.conftest import ROOT
 
@@ -35,6 +36,8 @@ def test_example_is_valid(where: str, text: str) -> None:
     assert isinstance(data, dict), f"{where}: an example is a mapping"
     if set(data) <= DSL_KEYS:
         load_texts([(where, text)])  # raises ConfigError with every problem
+    elif set(data) == {"rules"}:
+        parse_node_authorization(text, where)  # --node-authorization FILE; raises ConfigError
     elif data.get("kind") == KIND:
         obj = route_object(data)
         load_texts([(obj.source, obj.text)], namespaces={obj.source: obj.namespace})

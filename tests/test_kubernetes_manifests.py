@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from controlplane.cli import main
+from controlplane.tls import plaintext_refusal
 from tests.conftest import ROOT
 from tests.envoy_tools import envoy_major_minor, validate_file
 
@@ -331,8 +332,21 @@ def security_problems(manifests: Manifests) -> list[str]:
     return problems
 
 
+def plaintext_problems(manifests: Manifests) -> list[str]:
+    """`serve` off loopback either has the mTLS flags or says --insecure (else it refuses to start)."""
+    problems = []
+    for container in containers(deployment_running(listed(manifests), "serve"), init=False):
+        args = container.get("args", [])
+        address = flag(args, "--xds-address") or "127.0.0.1:18000"
+        tls = all(f in args for f in ("--tls-cert", "--tls-key", "--client-ca"))
+        if runs(container, "serve") and not tls and plaintext_refusal(address, "--insecure" in args):
+            problems.append(f"{container['name']}: plaintext xDS on {address} without --insecure: serve refuses")
+    return problems
+
+
 CHECKS: dict[str, Callable[[Manifests], list[str]]] = {
     "kustomization": kustomization_problems,
+    "plaintext": plaintext_problems,
     "schema": schema_problems,
     "probes": probe_problems,
     "selectors": selector_problems,
@@ -381,6 +395,18 @@ def rename(file: str, kind: str, name: str, path: str, new_key: str) -> Callable
         for key in parents:
             doc = doc[key]
         doc[new_key] = doc.pop(last)
+
+    return apply
+
+
+def drop_argument(file: str, kind: str, name: str, path: str, argument: str) -> Callable[[Manifests], None]:
+    """Remove one argument from the list at `path` of one object."""
+
+    def apply(manifests: Manifests) -> None:
+        (doc,) = find(manifests["files"][file], kind, name)
+        for key in [int(k) if k.isdigit() else k for k in path.split(".")]:
+            doc = doc[key]
+        doc.remove(argument)
 
     return apply
 
@@ -449,6 +475,7 @@ BROKEN = [
     pytest.param(
         "security", edit("controlplane.yaml", "PodDisruptionBudget", "controlplane", "spec.minAvailable", 2), id="pdb"
     ),
+    pytest.param("plaintext", drop_argument(*CP, f"{CP_C}.args", "--insecure"), id="insecure-left-out"),
 ]
 
 

@@ -193,7 +193,7 @@ async def _status_of(call: Any) -> tuple[grpc.StatusCode, str]:
 
 def test_over_the_peer_limit_a_new_stream_is_refused_and_the_others_are_served() -> None:
     async def scenario() -> None:
-        async with running_server(Limits(streams_per_peer=3)) as h:
+        async with running_server(limits=Limits(streams_per_peer=3)) as h:
             h.publish(snapshot_of(services_yaml("a")))
             clients = [Client(h.port, node_id=f"c{i}") for i in range(3)]
             for client in clients:
@@ -216,7 +216,7 @@ def test_over_the_peer_limit_a_new_stream_is_refused_and_the_others_are_served()
 
 def test_a_delta_stream_over_its_name_limit_ends_with_a_clear_status() -> None:
     async def scenario() -> tuple[grpc.StatusCode, str, int]:
-        async with running_server(Limits(names_per_stream=1_000)) as h:
+        async with running_server(limits=Limits(names_per_stream=1_000)) as h:
             h.publish(snapshot_of(services_yaml("a")))
             client = Client(h.port, delta=True)
             # Two batches of 600 new names: the second would make 1,200. (More writes after the
@@ -235,7 +235,7 @@ def test_a_delta_stream_over_its_name_limit_ends_with_a_clear_status() -> None:
 
 def test_the_global_stream_limit_refuses_with_resource_exhausted() -> None:
     async def scenario() -> list[str]:
-        async with running_server(Limits(streams=2)) as h:
+        async with running_server(limits=Limits(streams=2)) as h:
             h.publish(snapshot_of(services_yaml("a")))
             clients = [Client(h.port, node_id=f"c{i}") for i in range(3)]
             for client in clients:
@@ -260,7 +260,7 @@ async def _first_response_or_status(client: Client) -> str:
 
 def test_a_connection_that_never_speaks_http2_is_closed_after_the_handshake_timeout() -> None:
     async def scenario() -> bytes:
-        async with running_server(Limits(handshake_timeout_ms=300)) as h:
+        async with running_server(limits=Limits(handshake_timeout_ms=300)) as h:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(None, _read_until_closed, h.port, 5.0)
 

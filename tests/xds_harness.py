@@ -20,6 +20,7 @@ from google.rpc import status_pb2
 from controlplane.cache import Snapshot, SnapshotCache
 from controlplane.dsl import load_texts
 from controlplane.translate import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, build_resources
+from controlplane.xds.authorization import NodeAuthorization
 from controlplane.xds.grpc_server import create_server
 from controlplane.xds.limits import Limits
 from controlplane.xds.registry import NodeRegistry
@@ -48,18 +49,30 @@ class Harness:
     cache: SnapshotCache
     registry: NodeRegistry
     port: int
+    server: grpc.aio.Server | None = None
+    discovery: DiscoveryServer | None = None
 
     def publish(self, snapshot: Snapshot) -> None:
         self.cache.publish(snapshot, {})
 
 
 @asynccontextmanager
-async def running_server(limits: Limits | None = None) -> AsyncIterator[Harness]:
+async def running_server(
+    authorization: NodeAuthorization | None = None,
+    credentials: grpc.ServerCredentials | None = None,
+    before_start: Any = None,
+    limits: Limits | None = None,
+) -> AsyncIterator[Harness]:
+    """`before_start(harness)` may add services (the server cannot take any once started)."""
     cache, registry = SnapshotCache(), NodeRegistry()
-    server, _, port = create_server(DiscoveryServer(cache, registry, limits=limits), "127.0.0.1:0", limits)
+    discovery = DiscoveryServer(cache, registry, authorization=authorization, limits=limits)
+    server, _, port = create_server(discovery, "127.0.0.1:0", limits, credentials)
+    harness = Harness(cache, registry, port, server, discovery)
+    if before_start is not None:
+        before_start(harness)
     await server.start()
     try:
-        yield Harness(cache, registry, port)
+        yield harness
     finally:
         await server.stop(None)
 
@@ -67,8 +80,18 @@ async def running_server(limits: Limits | None = None) -> AsyncIterator[Harness]
 class Client:
     """A scripted ADS client: write requests, read responses, or assert silence."""
 
-    def __init__(self, port: int, *, delta: bool = False, node_id: str = "test", group: str = "") -> None:
-        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    def __init__(
+        self,
+        port: int,
+        *,
+        delta: bool = False,
+        node_id: str = "test",
+        group: str = "",
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        target = f"127.0.0.1:{port}"
+        secure = credentials is not None
+        self.channel = grpc.aio.secure_channel(target, credentials) if secure else grpc.aio.insecure_channel(target)
         stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(self.channel)
         self.call = stub.DeltaAggregatedResources() if delta else stub.StreamAggregatedResources()
         self.node = base_pb2.Node(id=node_id, cluster=group)

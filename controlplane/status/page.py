@@ -64,8 +64,16 @@ def _header(config: dict[str, Any], now: float) -> str:
     )
     return (
         f"<h1>controlplane</h1><div class=muted>config <code>{e(config.get('version') or '-')}</code> "
-        f"&middot; {e(state)} &middot; {badge} &middot; {time.strftime('%H:%M:%S', time.localtime(now))}</div>"
+        f"&middot; {e(state)} &middot; {badge} &middot; {e(_security(config))} "
+        f"&middot; {time.strftime('%H:%M:%S', time.localtime(now))}</div>"
     )
+
+
+def _security(config: dict[str, Any]) -> str:
+    """`xDS: mTLS, node authorization on` (or plaintext, off)."""
+    security = config.get("xds_security") or {}
+    transport, authorization = security.get("transport", "plaintext"), security.get("node_authorization", "off")
+    return f"xDS: {transport}, node authorization {authorization}"
 
 
 def _alerts(alerts: list[dict[str, Any]]) -> str:
@@ -91,7 +99,7 @@ def _labels(labels: dict[str, str]) -> str:
 
 def _nodes(nodes: list[dict[str, Any]], now: float) -> str:
     head = (
-        "<tr><th>Envoy</th><th>Group</th><th>Version</th><th>API</th>"
+        "<tr><th>Envoy</th><th>Group</th><th>Identity</th><th>Version</th><th>API</th>"
         + "".join(f"<th>{short}</th>" for short, _ in TYPES)
         + "<th>Connected</th><th>Last NACK</th></tr>"
     )
@@ -102,6 +110,7 @@ def _nodes(nodes: list[dict[str, Any]], now: float) -> str:
         nack = next((t["last_nack"]["message"] for t in node["types"] if t["last_nack"]), "")
         rows.append(
             f"<tr><td>{e(node['node_id'])}</td><td>{e(node['node_cluster'])}</td>"
+            f"<td>{e(node.get('identity', '-'))}</td>"
             f"<td>{e(node['envoy_version'] or '-')}</td><td>{e(node['api'])}</td>{cells}"
             f"<td>{int(now - node['connected_at'])}s</td><td class=bad>{e(nack)}</td></tr>"
         )

@@ -6,14 +6,15 @@ milliseconds), the `membership_healthy`, `outlier_detection.ejections_active` an
 `health_check.healthy` gauges; and per endpoint (`cluster.endpoint.*`, tagged with the endpoint's
 address): `rq_total`, `rq_error` and `healthy`. Counters may arrive as deltas or as running
 totals (what the generated bootstrap asks for; see `counters.py`). Which Envoy sent an export
-comes from the metadata its bootstrap sets.
+comes from the metadata its bootstrap sets (node id and node cluster); over mTLS that claim is
+checked like an xDS stream's before the export is read.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
 NODE_ID_HEADER = "x-controlplane-node-id"
+NODE_CLUSTER_HEADER = "x-controlplane-node-cluster"
 CLUSTER_TAG = "envoy.cluster_name"
 CODE_CLASS_TAG = "envoy.response_code_class"
 ENDPOINT_TAG = "envoy.endpoint_address"
@@ -44,13 +46,24 @@ ENDPOINT_HEALTHY = "cluster.endpoint.healthy"
 LATENCY = "cluster.upstream_rq_time"
 
 
+Admit = Callable[[Any, str, str], Awaitable[object]]
+"""(context, node id, node cluster) -> returns when the peer may speak for that node, else aborts the call."""
+
+
 def add_collector(
-    server: grpc.aio.Server, store: TrafficStore, clock: Callable[[], float], counters: CounterDeltas
+    server: grpc.aio.Server,
+    store: TrafficStore,
+    clock: Callable[[], float],
+    counters: CounterDeltas,
+    admit: Admit | None = None,
 ) -> None:
-    """Serve MetricsService/Export on `server`, filling `store`."""
+    """Serve MetricsService/Export on `server`, filling `store`; `admit` checks who claims to send."""
 
     async def export(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        node_id = str(dict(context.invocation_metadata() or ()).get(NODE_ID_HEADER, context.peer()))
+        metadata = dict(context.invocation_metadata() or ())
+        node_id = str(metadata.get(NODE_ID_HEADER, context.peer()))
+        if admit is not None:
+            await admit(context, str(metadata.get(NODE_ID_HEADER, "")), str(metadata.get(NODE_CLUSTER_HEADER, "")))
         now = clock()
         counters.forget_idle(now)
         for service, sample in samples_of(request, now, node_id, counters).items():

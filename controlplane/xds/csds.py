@@ -13,6 +13,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 from google.protobuf import any_pb2
 
+from controlplane.xds.authorization import NodeGuard
 from controlplane.xds.registry import Connection, NodeRegistry
 
 _ACKED = 3  # envoy.admin.v3.ClientResourceStatus.ACKED
@@ -58,14 +59,28 @@ def _matches(request: Any, node_id: str) -> bool:
 
 
 class ClientStatusService(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):  # type: ignore[misc]
-    """FetchClientStatus (unary) and StreamClientStatus (one answer per request)."""
+    """FetchClientStatus (unary) and StreamClientStatus (one answer per request).
 
-    def __init__(self, registry: NodeRegistry) -> None:
+    With node authorization on, a request's `node` is checked like an Envoy's; a request without
+    one needs an identity that some rule names.
+    """
+
+    def __init__(self, registry: NodeRegistry, guard: NodeGuard | None = None) -> None:
         self.registry = registry
+        self.guard = guard or NodeGuard()
 
     async def FetchClientStatus(self, request: Any, context: Any) -> Any:
+        await self._admit(request, context)
         return csds_pb2.ClientStatusResponse(config=client_configs(self.registry, request))
 
     async def StreamClientStatus(self, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
         async for request in requests:
+            await self._admit(request, context)
             yield csds_pb2.ClientStatusResponse(config=client_configs(self.registry, request))
+
+    async def _admit(self, request: Any, context: Any) -> None:
+        node = request.node
+        if node.id or node.cluster:
+            await self.guard.admit(context, node.id, node.cluster)
+        else:
+            await self.guard.admit_without_node(context)

@@ -79,9 +79,16 @@ def add_discovery_services(grpc_server: grpc.aio.Server, server: DiscoveryServer
 
 
 def create_server(
-    server: DiscoveryServer, address: str, limits: Limits | None = None
+    server: DiscoveryServer,
+    address: str,
+    limits: Limits | None = None,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
-    """A gRPC server listening on `address` (port 0 picks a free one); returns it and the port."""
+    """A gRPC server listening on `address` (port 0 picks a free one); returns it and the port.
+
+    With `credentials` (mTLS), every service on the port, including those the caller adds later
+    (the stats collector, the registry), is reachable only by clients with a valid certificate.
+    """
     limits = limits or Limits()
     grpc_server = grpc.aio.server(
         options=server_options(limits),
@@ -89,10 +96,14 @@ def create_server(
         maximum_concurrent_rpcs=limits.streams,
     )
     add_discovery_services(grpc_server, server)
-    csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(ClientStatusService(server.registry), grpc_server)
+    csds = ClientStatusService(server.registry, server.guard)
+    csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(csds, grpc_server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
-    port = grpc_server.add_insecure_port(address)
+    if credentials is None:
+        port = grpc_server.add_insecure_port(address)
+    else:
+        port = grpc_server.add_secure_port(address, credentials)
     if port == 0:
         raise OSError(f"cannot listen on {address}")
     return grpc_server, health_servicer, port

@@ -6,6 +6,7 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any
 
+from controlplane.xds.authorization import PLAINTEXT
 from controlplane.xds.session import Session
 from controlplane.xds.types import Nack
 
@@ -25,6 +26,8 @@ class Connection:
     """`sotw` or `delta`."""
     connected_at: float
     session: Session
+    identity: str = PLAINTEXT
+    """The verified client certificate's identity (SPIFFE ID or CN), or `plaintext`."""
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,10 @@ class NodeRegistry:
     nacks: collections.deque[NackEvent] = field(default_factory=lambda: collections.deque(maxlen=MAX_NACK_EVENTS))
     _next_id: int = 0
 
-    def open(self, node: Any, peer: str, api: str, now: float, session: Session) -> Connection:
-        """Record a stream whose first request carried `node`."""
+    def open(
+        self, node: Any, peer: str, api: str, now: float, session: Session, identity: str = PLAINTEXT
+    ) -> Connection:
+        """Record a stream whose first request carried `node` (from a peer proven to be `identity`)."""
         self._next_id += 1
         connection = Connection(
             stream_id=self._next_id,
@@ -57,6 +62,7 @@ class NodeRegistry:
             api=api,
             connected_at=now,
             session=session,
+            identity=identity,
         )
         self.connections[connection.stream_id] = connection
         return connection

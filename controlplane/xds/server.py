@@ -18,6 +18,7 @@ import grpc
 from controlplane.cache import SnapshotCache
 from controlplane.cache.quarantine import QuarantineEntry, rejected_names
 from controlplane.translate.common import short_type
+from controlplane.xds.authorization import NodeAuthorization, NodeGuard
 from controlplane.xds.delta import DeltaState
 from controlplane.xds.limits import LimitExceeded, Limits, ThrottledLog, check_request
 from controlplane.xds.registry import Connection, NodeRegistry
@@ -46,12 +47,14 @@ class DiscoveryServer:
         clock: Callable[[], float] = time.time,
         observer: Observer | None = None,
         limits: Limits | None = None,
+        authorization: NodeAuthorization | None = None,
     ) -> None:
         self.cache = cache
         self.registry = registry
         self.clock = clock
         self.observer: Observer = observer or NoObserver()
         self.limits = limits or Limits()
+        self.guard = NodeGuard(authorization)
         self._sent_at: dict[tuple[int, str], float] = {}
         self._refusals = ThrottledLog(log)
 
@@ -78,7 +81,10 @@ class DiscoveryServer:
                 if isinstance(item, LimitExceeded):
                     raise item
                 if item is not _CHANGED:
-                    connection = connection or self._open(item, context, delta)
+                    if connection is None:
+                        connection = await self._open(item, context, delta)
+                    else:
+                        await self._keep_node(connection, item, context)
                     self._apply(connection, item)
                 if connection is not None:
                     for response in self._responses(connection):
@@ -104,13 +110,34 @@ class DiscoveryServer:
             now = self.clock()
             self.observer.acked(type_url, now - sent, now - self.cache.published_at)
 
-    def _open(self, request: Any, context: grpc.aio.ServicerContext, delta: bool) -> Connection:
+    async def _open(self, request: Any, context: grpc.aio.ServicerContext, delta: bool) -> Connection:
+        """Register the stream once its first request's node passed node authorization (else abort)."""
         node = request.node
+        identity = await self.guard.admit(context, node.id, node.cluster)
         session = Session(node_id=node.id, node_group=node.cluster, delta=delta, max_names=self.limits.names_per_stream)
         api = "delta" if delta else "sotw"
-        connection = self.registry.open(node, context.peer(), api, self.clock(), session)
-        log.info("stream opened: node=%s group=%s api=%s peer=%s", node.id, node.cluster, api, context.peer())
+        connection = self.registry.open(node, context.peer(), api, self.clock(), session, identity=identity)
+        log.info(
+            "stream opened: node=%s group=%s api=%s peer=%s identity=%s",
+            node.id,
+            node.cluster,
+            api,
+            context.peer(),
+            identity,
+        )
         return connection
+
+    async def _keep_node(self, connection: Connection, request: Any, context: grpc.aio.ServicerContext) -> None:
+        """A later request may repeat its node, never change it: the stream was authorized for the first one."""
+        node = request.node
+        if not (node.id or node.cluster) or (node.id, node.cluster) == (connection.node_id, connection.node_group):
+            return
+        await self.guard.admit(context, node.id, node.cluster)
+        reason = (
+            f"{connection.identity} may not change its node on a stream "
+            f"(from {connection.node_id!r} in {connection.node_group})"
+        )
+        await self.guard.refuse(context, connection.identity, node.id, node.cluster, reason)
 
     def _apply(self, connection: Connection, request: Any) -> None:
         outcome = connection.session.on_request(request, self.clock())
