@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
@@ -14,6 +14,7 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.matcher.v3 import string_pb2
 
+from controlplane.overload import OverloadOptions, overload_manager
 from controlplane.translate.clusters import HTTP_PROTOCOL_OPTIONS
 from controlplane.translate.common import boolean, duration, pack, socket_address, uint32
 
@@ -48,6 +49,8 @@ class BootstrapOptions:
     """Control-plane replicas (host, port); Envoy balances its one ADS stream across them. A host
     may be a DNS name (e.g. a Kubernetes Service): Envoy then resolves it and uses every address."""
     admin_port: int = 9901
+    overload: OverloadOptions = field(default_factory=OverloadOptions)
+    """Heap ceiling and global connection cap (controlplane/overload.py)."""
     delta: bool = False
     keepalive_interval_ms: int = 5000
     """HTTP/2 PING on the xDS connection this often; a silent partition shows within
@@ -96,6 +99,9 @@ def bootstrap(options: BootstrapOptions) -> bootstrap_pb2.Bootstrap:
     result.node.id = options.node_id
     result.node.cluster = options.node_cluster
     result.admin.address.CopyFrom(socket_address("127.0.0.1", options.admin_port))
+    # Loopback only; outside the global connection cap, so an operator can still look inside an
+    # Envoy that is refusing connections.
+    result.admin.ignore_global_conn_limit = True
     ads = result.dynamic_resources.ads_config
     ads.api_type = (
         config_source_pb2.ApiConfigSource.DELTA_GRPC if options.delta else config_source_pb2.ApiConfigSource.GRPC
@@ -107,6 +113,8 @@ def bootstrap(options: BootstrapOptions) -> bootstrap_pb2.Bootstrap:
         config.ads.SetInParent()
         config.resource_api_version = config_source_pb2.ApiVersion.V3
     result.static_resources.clusters.append(xds_cluster(options))
+    if (overload := overload_manager(options.overload)) is not None:
+        result.overload_manager.CopyFrom(overload)
     if options.stats_interval_ms:
         result.stats_flush_interval.CopyFrom(duration(options.stats_interval_ms))
         result.stats_sinks.add(name=OTEL_SINK, typed_config=pack(stats_sink(options.node_id, options.node_cluster)))

@@ -26,6 +26,7 @@ from controlplane.errors import ConfigError
 from controlplane.fileio import write_atomically
 from controlplane.model import Model
 from controlplane.node_rules import load_node_authorization
+from controlplane.overload import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEAP_BYTES, OverloadOptions, parse_max_heap
 from controlplane.pipeline import Debounce
 from controlplane.render import dump, message_to_data, resources_to_data
 from controlplane.sources.kubernetes.source import KubernetesOptions
@@ -106,6 +107,10 @@ def _add_bootstrap_command(commands: Any) -> None:
     boot.add_argument("--keepalive-interval", default="5s", type=_duration, help="HTTP/2 ping interval to xDS")
     boot.add_argument("--keepalive-timeout", default="3s", type=_duration, help="ping answer deadline")
     boot.add_argument("--stats-interval", default="5s", type=_duration, help="stats push interval (0s: none)")
+    heap_help = "overload manager heap ceiling, e.g. 400Mi (default 1Gi; 0: none)"
+    boot.add_argument("--max-heap", default=DEFAULT_MAX_HEAP_BYTES, type=_max_heap, metavar="SIZE", help=heap_help)
+    cap_help = f"global downstream connection cap (default {DEFAULT_MAX_CONNECTIONS}; 0: none)"
+    boot.add_argument("--max-connections", default=DEFAULT_MAX_CONNECTIONS, type=_count, metavar="N", help=cap_help)
     boot.add_argument("--output", type=Path, metavar="FILE", help="write it to FILE (atomically) instead of stdout")
     _add_client_tls_arguments(boot, "PEM, a path on Envoy's machine")
     boot.add_argument("--xds-server-name", default="", help="with --tls-cert: name the server certificate must carry")
@@ -230,6 +235,20 @@ def _xds_addresses(text: str) -> tuple[tuple[str, int], ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _max_heap(text: str) -> int:
+    try:
+        return parse_max_heap(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _count(text: str) -> int:
+    """A whole number of at least 0, for limits where 0 means "none"."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return int(text)
+
+
 def _policy(args: argparse.Namespace) -> AddressPolicy:
     return AddressPolicy(
         envoy_admin_port=args.envoy_admin_port,
@@ -344,6 +363,7 @@ def _bootstrap(args: argparse.Namespace) -> int:
         keepalive_timeout_ms=round(args.keepalive_timeout * 1000),
         stats_interval_ms=round(args.stats_interval * 1000),
         tls=XdsTls(str(files.cert), str(files.key), str(files.ca), args.xds_server_name) if files else None,
+        overload=OverloadOptions(max_heap_bytes=args.max_heap, max_connections=args.max_connections),
     )
     text = dump(message_to_data(bootstrap(options)), "yaml")
     if args.output:

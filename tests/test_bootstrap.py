@@ -216,6 +216,78 @@ def test_tls_flags_of_bootstrap_go_together(extra: list[str], message: str, caps
     assert capsys.readouterr().err == f"controlplane bootstrap: {message}\n"
 
 
+def overload_of(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    data = yaml.safe_load(render([*SHIPPED_ARGS, *args], capsys))
+    return dict(data.get("overload_manager", {}))
+
+
+def test_the_overload_manager_guards_the_heap_and_the_connection_count(capsys: pytest.CaptureFixture[str]) -> None:
+    """Envoy's edge example: shrink the heap at 95% of its ceiling, refuse requests at 98%; and the
+    global connection monitor Envoy 1.40 names when it is missing."""
+    overload = overload_of([], capsys)
+    monitors = {m["name"]: m["typed_config"] for m in overload["resource_monitors"]}  # type: ignore[attr-defined]
+    assert int(monitors["envoy.resource_monitors.fixed_heap"]["max_heap_size_bytes"]) == 1024**3
+    connections = monitors["envoy.resource_monitors.global_downstream_max_connections"]
+    assert int(connections["max_active_downstream_connections"]) == 50_000
+    actions = {a["name"]: a["triggers"] for a in overload["actions"]}  # type: ignore[attr-defined]
+    assert actions == {
+        "envoy.overload_actions.shrink_heap": [
+            {"name": "envoy.resource_monitors.fixed_heap", "threshold": {"value": 0.95}}
+        ],
+        "envoy.overload_actions.stop_accepting_requests": [
+            {"name": "envoy.resource_monitors.fixed_heap", "threshold": {"value": 0.98}}
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "heap", "connections"),
+    [
+        pytest.param(["--max-heap", "400Mi", "--max-connections", "1000"], 400 * 1024**2, 1000, id="both"),
+        pytest.param(["--max-heap", "2GiB"], 2 * 1024**3, 50_000, id="gib-suffix"),
+        pytest.param(["--max-heap", str(128 * 1024**2)], 128 * 1024**2, 50_000, id="bytes"),
+        pytest.param(["--max-heap", "0"], None, 50_000, id="no-heap-monitor"),
+        pytest.param(["--max-connections", "0"], 1024**3, None, id="no-connection-cap"),
+    ],
+)
+def test_overload_flags(
+    args: list[str], heap: int | None, connections: int | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    overload = overload_of(args, capsys)
+    monitors = {m["name"]: m["typed_config"] for m in overload["resource_monitors"]}  # type: ignore[attr-defined]
+    found_heap = monitors.get("envoy.resource_monitors.fixed_heap", {}).get("max_heap_size_bytes")
+    found_connections = monitors.get("envoy.resource_monitors.global_downstream_max_connections", {}).get(
+        "max_active_downstream_connections"
+    )
+    assert (found_heap and int(found_heap), found_connections and int(found_connections)) == (heap, connections)
+    assert bool(overload.get("actions")) == (heap is not None)
+
+
+def test_both_limits_off_leave_no_overload_manager(capsys: pytest.CaptureFixture[str]) -> None:
+    assert overload_of(["--max-heap", "0", "--max-connections", "0"], capsys) == {}
+
+
+def test_the_admin_interface_is_outside_the_connection_cap(capsys: pytest.CaptureFixture[str]) -> None:
+    assert yaml.safe_load(render(SHIPPED_ARGS, capsys))["admin"]["ignore_global_conn_limit"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--max-heap", "1G"], "not a size", id="decimal-unit"),
+        pytest.param(["--max-heap", "lots"], "not a size", id="words"),
+        pytest.param(["--max-heap=-1Gi"], "not a size", id="negative"),
+        pytest.param(["--max-heap", "16Mi"], "below 64Mi", id="too-small"),
+        pytest.param(["--max-connections", "-5"], "whole number", id="negative-connections"),
+        pytest.param(["--max-connections", "1e4"], "whole number", id="float-connections"),
+    ],
+)
+def test_bad_overload_flags_are_refused(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([*SHIPPED_ARGS, *args])
+    assert message in capsys.readouterr().err
+
+
 @pytest.mark.envoy
 @pytest.mark.parametrize(
     ("xds", "extra"),
@@ -241,3 +313,21 @@ def test_envoy_accepts_the_tls_bootstrap(
     path.write_text(render([*SHIPPED_ARGS[:-1], xds, *tls, *extra], capsys))
     result = validate_file(envoy_binary, path)
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["--max-heap", "64Mi", "--max-connections", "1"], id="smallest"),
+        pytest.param(["--max-heap", "0"], id="connections-only"),
+        pytest.param(["--max-connections", "0"], id="heap-only"),
+        pytest.param(["--max-heap", "0", "--max-connections", "0"], id="none"),
+    ],
+)
+def test_envoy_accepts_every_overload_variant(
+    args: list[str], envoy_binary: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bootstrap.yaml"
+    path.write_text(render([*SHIPPED_ARGS, *args], capsys))
+    result = validate_file(envoy_binary, path)
+    assert result.returncode == 0, result.stderr

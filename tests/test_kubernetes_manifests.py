@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from controlplane.cli import main
+from controlplane.overload import DEFAULT_MAX_HEAP_BYTES, parse_max_heap
 from controlplane.tls import plaintext_refusal
 from tests.conftest import ROOT
 from tests.envoy_tools import envoy_major_minor, validate_file
@@ -275,6 +276,20 @@ def bootstrap_problems(manifests: Manifests) -> list[str]:
     return problems
 
 
+def heap_problems(manifests: Manifests) -> list[str]:
+    """The overload manager's heap ceiling stays under 90% of the Envoy container's memory limit,
+    so Envoy sheds load itself before the kernel kills it (it counts heap, not all of its memory)."""
+    _, init, envoy = gateway_bootstrap(listed(manifests))
+    limit = envoy.get("resources", {}).get("limits", {}).get("memory")
+    if limit is None:
+        return ["the Envoy container has no memory limit"]
+    given = flag(init["args"], "--max-heap")
+    heap = parse_max_heap(given) if given else DEFAULT_MAX_HEAP_BYTES
+    if not 0 < heap <= 0.9 * parse_max_heap(limit):
+        return [f"--max-heap {given or 'default'} ({heap} bytes) is not under 90% of the memory limit {limit}"]
+    return []
+
+
 def mounted_at(container: Doc, path: str) -> tuple[str, str] | None:
     """(volume, path inside it) of a file path in the container, or None when not on a volume."""
     for mount in container.get("volumeMounts", []):
@@ -353,6 +368,7 @@ CHECKS: dict[str, Callable[[Manifests], list[str]]] = {
     "accounts": account_problems,
     "namespaces": namespace_problems,
     "bootstrap": bootstrap_problems,
+    "heap": heap_problems,
     "images": lambda manifests: image_problems(manifests, envoy_major_minor()),
     "security": security_problems,
 }
@@ -465,6 +481,9 @@ BROKEN = [
     pytest.param("bootstrap", edit(*GW, f"{GW_INIT}.args.2", "gateway"), id="shared-node-id"),
     pytest.param("bootstrap", edit(*GW, f"{GW_INIT}.args.8", "/tmp/bootstrap.yaml"), id="written-elsewhere"),
     pytest.param("bootstrap", edit(*GW, f"{GW_ENVOY}.args.1", "/etc/envoy/envoy.yaml"), id="read-elsewhere"),
+    pytest.param("heap", edit(*GW, f"{GW_INIT}.args.10", "500Mi"), id="heap-near-the-limit"),
+    pytest.param("heap", edit(*GW, f"{GW_INIT}.args", ["bootstrap"]), id="default-heap-over-the-limit"),
+    pytest.param("heap", edit(*GW, f"{GW_INIT}.args.10", "0"), id="no-heap-ceiling"),
     pytest.param("images", edit(*GW, f"{GW_ENVOY}.image", "envoyproxy/envoy:v1.39.0"), id="envoy-version"),
     pytest.param("images", edit(*CP, "spec.template.spec.securityContext.runAsUser", 1000), id="uid"),
     pytest.param("security", edit(*GW, f"{GW_ENVOY}.securityContext.readOnlyRootFilesystem", False), id="writable"),

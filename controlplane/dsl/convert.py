@@ -218,4 +218,5 @@ def _http_options(spec: HttpOptionsSpec) -> m.HttpOptions:
         request_headers_timeout_ms=spec.request_headers_timeout,
         max_request_headers_kb=spec.max_request_headers_kb,
         max_connections=spec.max_connections or 0,
+        allow_path_parameters=spec.allow_path_parameters,
     )

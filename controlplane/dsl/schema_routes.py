@@ -350,6 +350,7 @@ class HttpOptionsSpec(Spec):
     request_headers_timeout: Duration = 10_000
     max_request_headers_kb: int = Field(60, ge=1, le=8192)
     max_connections: int | None = Field(None, ge=1)
+    allow_path_parameters: bool = False
 
 
 class ListenerSpec(Spec):

@@ -201,6 +201,9 @@ class HttpOptions:
     max_request_headers_kb: int = 60
     max_connections: int = 0
     """0 means no per-listener connection limit."""
+    allow_path_parameters: bool = False
+    """False: refuse (403) paths holding `;` or `%3B`. Servlet containers and Spring strip
+    `;params` from each segment, so `/admin;x` routes past a rule on `/admin` to their `/admin`."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,15 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.v3 import percent_pb2
 
 from controlplane.model import CircuitBreaker, LbPolicy, OutlierDetection, Protocol, Service
-from controlplane.translate.common import EDGE_BUFFER_LIMIT_BYTES, ads_config_source, duration, socket_address, uint32
+from controlplane.translate.common import (
+    EDGE_BUFFER_LIMIT_BYTES,
+    H2_INITIAL_CONNECTION_WINDOW,
+    H2_INITIAL_STREAM_WINDOW,
+    ads_config_source,
+    duration,
+    socket_address,
+    uint32,
+)
 from controlplane.translate.health_checks import health_check
 
 HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
@@ -158,7 +166,16 @@ def circuit_breakers(spec: CircuitBreaker) -> circuit_breaker_pb2.CircuitBreaker
 
 
 def http2_options() -> http_protocol_options_pb2.HttpProtocolOptions:
-    """Speak HTTP/2 to the upstream (for `protocol: http2` and `grpc`)."""
+    """Speak HTTP/2 to the upstream (for `protocol: http2` and `grpc`), with the edge page's windows.
+
+    Envoy's 256 MiB default stream window would let an upstream push far more into Envoy's buffers
+    per stream than a slow client drains; 64 KiB per stream and 1 MiB per connection bound that.
+    """
     options = http_protocol_options_pb2.HttpProtocolOptions()
-    options.explicit_http_config.http2_protocol_options.CopyFrom(protocol_pb2.Http2ProtocolOptions())
+    options.explicit_http_config.http2_protocol_options.CopyFrom(
+        protocol_pb2.Http2ProtocolOptions(
+            initial_stream_window_size=uint32(H2_INITIAL_STREAM_WINDOW),
+            initial_connection_window_size=uint32(H2_INITIAL_CONNECTION_WINDOW),
+        )
+    )
     return options

@@ -21,6 +21,11 @@ def short_type(type_url: str) -> str:
 
 EDGE_BUFFER_LIMIT_BYTES = 32 * 1024
 """Per-connection buffer limit Envoy's edge best practices recommend for listeners and clusters."""
+H2_INITIAL_STREAM_WINDOW = 64 * 1024
+"""HTTP/2 stream window of the edge best practices, downstream and upstream: Envoy's default of
+256 MiB lets one stream buffer far more than the 32 KiB connection limit meant to allow."""
+H2_INITIAL_CONNECTION_WINDOW = 1024 * 1024
+"""HTTP/2 connection window of the edge best practices, downstream and upstream."""
 
 
 def duration(ms: int) -> duration_pb2.Duration:

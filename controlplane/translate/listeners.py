@@ -2,7 +2,8 @@
 
 Defaults follow Envoy's "Configuring Envoy as an edge proxy" page: trusted client address from
 the connection, normalized paths with merged slashes, escaped slashes redirected, headers with
-underscores rejected, bounded buffers, HTTP/2 stream and window limits, timeouts on every phase.
+underscores rejected, bounded buffers, HTTP/2 stream and window limits, timeouts on every phase;
+and, beyond that page, paths with `;` parameters refused (see `http_filters.path_parameter_guard`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 from controlplane.model import HttpOptions, Listener
 from controlplane.translate.common import (
     EDGE_BUFFER_LIMIT_BYTES,
+    H2_INITIAL_CONNECTION_WINDOW,
+    H2_INITIAL_STREAM_WINDOW,
     ads_config_source,
     boolean,
     duration,
@@ -22,13 +25,11 @@ from controlplane.translate.common import (
     socket_address,
     uint32,
 )
-from controlplane.translate.http_filters import http_filters
+from controlplane.translate.http_filters import http_filters, path_parameter_guard
 
 HCM = "envoy.filters.network.http_connection_manager"
 CONNECTION_LIMIT = "envoy.filters.network.connection_limit"
 H2_MAX_CONCURRENT_STREAMS = 100
-H2_INITIAL_STREAM_WINDOW = 64 * 1024
-H2_INITIAL_CONNECTION_WINDOW = 1024 * 1024
 
 
 def listener(spec: Listener) -> listener_pb2.Listener:
@@ -53,7 +54,7 @@ def http_connection_manager(spec: Listener) -> hcm.HttpConnectionManager:
         stat_prefix=spec.name,
         codec_type=hcm.HttpConnectionManager.AUTO,
         rds=hcm.Rds(config_source=ads_config_source(), route_config_name=spec.name),
-        http_filters=http_filters(),
+        http_filters=_http_filters(options),
         use_remote_address=boolean(options.use_remote_address),
         xff_num_trusted_hops=options.xff_num_trusted_hops,
         normalize_path=boolean(True),
@@ -70,6 +71,12 @@ def http_connection_manager(spec: Listener) -> hcm.HttpConnectionManager:
         request_headers_timeout=duration(options.request_headers_timeout_ms),
         max_request_headers_kb=uint32(options.max_request_headers_kb),
     )
+
+
+def _http_filters(options: HttpOptions) -> list[hcm.HttpFilter]:
+    """The fixed chain, behind the path-parameter guard unless the listener allows `;` in paths."""
+    guard = [] if options.allow_path_parameters else [path_parameter_guard()]
+    return [*guard, *http_filters()]
 
 
 def _common_options(options: HttpOptions) -> protocol_pb2.HttpProtocolOptions:
