@@ -7,6 +7,7 @@ restart, compute the same versions from the same inputs, so a reconnecting Envoy
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,7 +95,8 @@ def _same_resources(items: Mapping[str, Resource], previous: Mapping[str, Resour
 
 
 def _name(message: Any) -> str:
-    return str(message.cluster_name if hasattr(message, "cluster_name") else message.name)
+    """The resource's name, interned: every stream's subscription then shares these strings."""
+    return sys.intern(str(message.cluster_name if hasattr(message, "cluster_name") else message.name))
 
 
 def _reuse_or_build(message: Any, previous: TypeSnapshot | None) -> Resource:

@@ -111,6 +111,10 @@ class DeltaState:
             else:
                 self.known[name] = before
 
+    def sent_before(self, name: str) -> Resource | None:
+        """The latest version of `name` sent on this stream."""
+        return self.last_sent.get(name)
+
     def interested(self, available: Mapping[str, Resource]) -> dict[str, Resource]:
         """The resources this stream should hold, out of `available`."""
         if self.wildcard:

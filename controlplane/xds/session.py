@@ -22,7 +22,7 @@ from controlplane.xds.sotw import SotwState
 from controlplane.xds.types import TypeStatus
 
 State = SotwState | DeltaState
-Desired = dict[str, dict[str, Resource]]
+Desired = dict[str, Mapping[str, Resource]]
 
 
 @dataclass
@@ -80,13 +80,14 @@ class Session:
 
     def _desired(self, snapshot: Snapshot, keep_held: bool) -> Desired:
         """The snapshot, plus (when `keep_held`) clusters and endpoints the client holds."""
-        desired = {t: dict(snapshot.get(t).resources) for t in TYPE_ORDER}
+        desired = {t: snapshot.get(t).resources for t in TYPE_ORDER}  # shared, never changed
         for type_url in (CLUSTER_TYPE, ENDPOINT_TYPE):
             state = self.states.get(type_url)
             if keep_held and state is not None:
-                for name in state.acked_names - desired[type_url].keys():
-                    if name in state.last_sent:
-                        desired[type_url][name] = state.last_sent[name]
+                gone = state.acked_names - desired[type_url].keys()
+                held = {n: r for n in gone if (r := state.sent_before(n)) is not None}
+                if held:
+                    desired[type_url] = {**desired[type_url], **held}
         return desired
 
     def _next(self, desired: Desired) -> tuple[list[Any], bool]:
@@ -144,7 +145,7 @@ class Session:
 
 def _updated(state: State, resources: Mapping[str, Resource]) -> set[str]:
     """Names this stream sent before in another version: the client will re-create them."""
-    return {n for n, r in resources.items() if (old := state.last_sent.get(n)) is not None and old.version != r.version}
+    return {n for n, r in resources.items() if (old := state.sent_before(n)) is not None and old.version != r.version}
 
 
 def _sotw_added(request: Any, state: State | None) -> int:

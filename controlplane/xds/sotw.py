@@ -11,7 +11,9 @@ Rules enforced here, from the xDS protocol spec ("ACK/NACK and resource type ins
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3 import discovery_pb2
@@ -31,16 +33,18 @@ class SotwState:
     names: frozenset[str] = frozenset()
     nonce: str = ""
     sent_version: str = ""
-    sent: dict[str, Resource] = field(default_factory=dict)
-    last_sent: dict[str, Resource] = field(default_factory=dict)
-    """Every resource ever sent on this stream, latest version per name."""
-    acked: dict[str, Resource] = field(default_factory=dict)
+    sent: Mapping[str, Resource] = field(default_factory=dict)
+    """The resources of the last response. This and `acked` are never changed in place: a
+    wildcard stream holds the snapshot's own mapping, shared by every stream (memory per stream)."""
+    older: dict[str, Resource] = field(default_factory=dict)
+    """Resources sent on this stream before and absent from `sent`, latest version per name."""
+    acked: Mapping[str, Resource] = field(default_factory=dict)
     """The resources of the last response the client accepted."""
-    just_rejected: dict[str, Resource] = field(default_factory=dict)
+    just_rejected: Mapping[str, Resource] = field(default_factory=dict)
     """The resources of the last response the client rejected."""
     acked_version: str = ""
     acked_at: float = 0.0
-    acked_names: frozenset[str] = frozenset()
+    acked_names: AbstractSet[str] = frozenset()
     in_flight: bool = False
     rejected: set[str] = field(default_factory=set)
     last_nack: Nack | None = None
@@ -73,23 +77,33 @@ class SotwState:
             detail = request.error_detail
             self.last_nack = Nack(self.sent_version, self.nonce, clip(detail.message), detail.code, now)
             self.rejected.add(self.sent_version)
-            self.just_rejected = dict(self.sent)
+            self.just_rejected = self.sent
             # The client keeps what it accepted last: that is what it holds now.
-            self.sent_version, self.sent = self.acked_version, dict(self.acked)
+            self.sent_version, self.sent = self.acked_version, self.acked
             return "nack"
         self.acked_version, self.acked_at = request.version_info, now
-        self.acked_names, self.acked = frozenset(self.sent), dict(self.sent)
+        self.acked_names, self.acked = self.sent.keys(), self.sent
         return "ack"
 
     def _subscribe(self, request: discovery_pb2.DiscoveryRequest) -> None:
-        names = set(request.resource_names)
+        # Interned: the same strings as the snapshot's names, not a copy per stream.
+        names = frozenset(sys.intern(n) for n in request.resource_names)
         self.wildcard = self.type_url in WILDCARD_TYPES and (not names or "*" in names)
-        self.names = frozenset(names - {"*"})
+        self.names = names - {"*"} if "*" in names else names
 
-    def interested(self, available: Mapping[str, Resource]) -> dict[str, Resource]:
-        """The resources this stream should hold, out of `available`."""
-        if self.wildcard:
-            return dict(available)
+    def sent_before(self, name: str) -> Resource | None:
+        """The latest version of `name` sent on this stream that the client may hold.
+
+        Two layers, `sent` then `older`, instead of a copy of everything per stream: `sent` is
+        often the snapshot's own mapping, shared by every stream.
+        """
+        found = self.sent.get(name)
+        return found if found is not None else self.older.get(name)
+
+    def interested(self, available: Mapping[str, Resource]) -> Mapping[str, Resource]:
+        """The resources this stream should hold, out of `available` (itself when it holds them all)."""
+        if self.wildcard or available.keys() <= self.names:
+            return available
         return {n: available[n] for n in self.names if n in available}
 
     def resend(self, names: Iterable[str]) -> None:
@@ -104,8 +118,12 @@ class SotwState:
         if version in self.rejected or (version == self.sent_version and not self.resend_due):
             return None
         self.resend_due = False
-        self.sent_version, self.sent, self.nonce, self.in_flight = version, dict(desired), nonce, True
-        self.last_sent.update(desired)
+        dropped = self.sent.keys() - desired.keys()
+        if dropped:
+            self.older.update((n, self.sent[n]) for n in dropped)
+        for name in self.older.keys() & desired.keys() if self.older else ():
+            del self.older[name]
+        self.sent_version, self.sent, self.nonce, self.in_flight = version, desired, nonce, True
         return discovery_pb2.DiscoveryResponse(
             version_info=version,
             type_url=self.type_url,
