@@ -31,8 +31,25 @@ def resources_to_data(resources: Resources) -> dict[str, list[dict[str, Any]]]:
     return {TYPE_KEYS[type_url]: [message_to_data(r) for r in items] for type_url, items in resources.items()}
 
 
+YAML11_BOOLEANS_PYYAML_LEAVES_BARE = frozenset({"y", "Y", "n", "N"})
+"""Envoy reads YAML with yaml-cpp, which takes `y` and `n` as booleans (YAML 1.1); PyYAML quotes
+`yes`, `no`, `on`, `off` but not these, so a node id `n` would reach Envoy as `false`."""
+
+
+class _EnvoySafeDumper(yaml.SafeDumper):
+    """SafeDumper that also quotes the strings yaml-cpp would read as something else."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "'" if value in YAML11_BOOLEANS_PYYAML_LEAVES_BARE else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_EnvoySafeDumper.add_representer(str, _represent_str)
+
+
 def dump(data: Any, output: str) -> str:
-    """`yaml` or `json` text."""
+    """`yaml` or `json` text; the YAML reads back the same in PyYAML and in Envoy's yaml-cpp."""
     if output == "json":
         return json.dumps(data, indent=2) + "\n"
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)
+    return yaml.dump(data, Dumper=_EnvoySafeDumper, sort_keys=False, default_flow_style=False, width=100)

@@ -331,3 +331,15 @@ def test_envoy_accepts_every_overload_variant(
     path.write_text(render([*SHIPPED_ARGS, *args], capsys))
     result = validate_file(envoy_binary, path)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_node_named_like_a_yaml_boolean_stays_a_string_for_envoy(
+    envoy_binary: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """yaml-cpp reads a bare `n` or `y` as a boolean; PyYAML does not quote them by itself."""
+    text = render(["bootstrap", "--node-id", "n", "--node-cluster", "y", "--xds", "127.0.0.1:18000"], capsys)
+    assert "id: 'n'" in text and "cluster: 'y'" in text
+    path = tmp_path / "bootstrap.yaml"
+    path.write_text(text)
+    result = validate_file(envoy_binary, path)
+    assert result.returncode == 0, result.stderr
