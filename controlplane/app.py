@@ -126,22 +126,9 @@ async def serve(options: ServeOptions) -> None:
     discovery = DiscoveryServer(
         cache, registry, observer=metrics, limits=options.limits, authorization=options.node_authorization
     )
-    grpc_server, health, port = create_server(discovery, options.xds_address, options.limits, credentials)
-    registry_pb2_grpc.add_RegistryServicer_to_server(registry_api, grpc_server)
-    add_collector(grpc_server, traffic, time.time, CounterDeltas(), admit=discovery.guard.admit)
+    grpc_server = await _start_xds(options, discovery, credentials, registry_api, traffic)
     engine = AlertEngine()
     metrics.alert_counts = lambda: collections.Counter(a.name for a in engine.active.values())
-    await grpc_server.start()
-    await set_serving(health, cache.ready)
-    background: set[asyncio.Task[None]] = set()
-
-    def mark_serving() -> None:
-        task = asyncio.ensure_future(set_serving(health, True))
-        background.add(task)
-        task.add_done_callback(background.discard)
-
-    cache.subscribe(mark_serving)
-    log.info("xDS listening on %s (port %d, %s)", options.xds_address, port, "mTLS" if credentials else "plaintext")
     view = View(cache, pipeline, registry, metrics, traffic, engine)
     view.xds_security = _xds_security(options)
     view.source_checked_at = lambda: source.checked_at
@@ -170,6 +157,33 @@ async def serve(options: ServeOptions) -> None:
                 task.cancel()
     finally:
         await grpc_server.stop(grace=1.0)
+
+
+async def _start_xds(
+    options: ServeOptions,
+    discovery: DiscoveryServer,
+    credentials: grpc.ServerCredentials | None,
+    registry_api: Any,
+    traffic: TrafficStore,
+) -> grpc.aio.Server:
+    """The xDS port (discovery, registry, stats collector, gRPC health), started; its health
+    turns SERVING once the cache holds a first complete snapshot."""
+    cache = discovery.cache
+    grpc_server, health, port = create_server(discovery, options.xds_address, options.limits, credentials)
+    registry_pb2_grpc.add_RegistryServicer_to_server(registry_api, grpc_server)
+    add_collector(grpc_server, traffic, time.time, CounterDeltas(), admit=discovery.guard.admit)
+    await grpc_server.start()
+    await set_serving(health, cache.ready)
+    background: set[asyncio.Task[None]] = set()
+
+    def mark_serving() -> None:
+        task = asyncio.ensure_future(set_serving(health, True))
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    cache.subscribe(mark_serving)
+    log.info("xDS listening on %s (port %d, %s)", options.xds_address, port, "mTLS" if credentials else "plaintext")
+    return grpc_server
 
 
 def _xds_security(options: ServeOptions) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import ipaddress
 import logging
 import os
 import sys
@@ -13,20 +12,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from controlplane import admin, register
+from controlplane import admin, cli_types, register
 from controlplane.app import ServeOptions, serve
-from controlplane.bootstrap import BootstrapOptions, XdsTls, bootstrap, parse_xds_addresses
+from controlplane.bootstrap import BootstrapOptions, XdsTls, bootstrap
 from controlplane.demo.plan import Ports
 from controlplane.demo.run import DemoError, DemoOptions
 from controlplane.demo.run import run as run_demo
 from controlplane.dsl import AddressPolicy, load_files
-from controlplane.dsl.policy import LINK_LOCAL, Network
-from controlplane.dsl.types import parse_duration
+from controlplane.dsl.policy import LINK_LOCAL
 from controlplane.errors import ConfigError
 from controlplane.fileio import write_atomically
 from controlplane.model import Model
 from controlplane.node_rules import load_node_authorization
-from controlplane.overload import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEAP_BYTES, OverloadOptions, parse_max_heap
+from controlplane.overload import DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEAP_BYTES, OverloadOptions
 from controlplane.pipeline import Debounce
 from controlplane.render import dump, message_to_data, resources_to_data
 from controlplane.sources.kubernetes.source import KubernetesOptions
@@ -75,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     reg.add_argument(
         "--registry", default="127.0.0.1:18000", metavar="HOST:PORT[,HOST:PORT...]", help="every control-plane replica"
     )
-    reg.add_argument("--ttl", default="10s", type=_duration, help="lease time to live (renewed every ttl/3)")
-    reg.add_argument("--drain", default="0s", type=_duration, help="drain time on exit (0: the server's)")
+    reg.add_argument("--ttl", default="10s", type=cli_types.duration, help="lease time to live (renewed every ttl/3)")
+    reg.add_argument("--drain", default="0s", type=cli_types.duration, help="drain time on exit (0: the server's)")
     reg.add_argument("--weight", type=int, default=1)
     reg.add_argument("--zone", default="")
     reg.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")
@@ -90,9 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--gateway-port", type=int, default=8080, help="the port both Envoy gateways serve")
     demo.add_argument("--status-port", type=int, default=9000, help="status page of replica 1 (replica 2: +1)")
     demo.add_argument("--port-base", type=int, default=18000, help="xDS, upstream and admin ports start here")
-    demo.add_argument("--fail-after", type=_duration, default="45s", help="when reviews-2 starts answering 500")
+    demo.add_argument(
+        "--fail-after", type=cli_types.duration, default="45s", help="when reviews-2 starts answering 500"
+    )
     demo.add_argument("--rate", type=float, default=10.0, help="requests/s of the traffic generator (0: none)")
-    demo.add_argument("--duration", type=_duration, help="stop by itself after this long (default: at Ctrl-C)")
+    demo.add_argument("--duration", type=cli_types.duration, help="stop by itself after this long (default: at Ctrl-C)")
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -101,16 +101,20 @@ def _add_bootstrap_command(commands: Any) -> None:
     boot = commands.add_parser("bootstrap", help="print an Envoy bootstrap that connects to controlplane")
     boot.add_argument("--node-id", required=True)
     boot.add_argument("--node-cluster", required=True)
-    boot.add_argument("--xds", required=True, metavar="HOST:PORT[,HOST:PORT...]", type=_xds_addresses)
+    boot.add_argument("--xds", required=True, metavar="HOST:PORT[,HOST:PORT...]", type=cli_types.xds_addresses)
     boot.add_argument("--admin-port", type=int, default=9901)
     boot.add_argument("--api", choices=("sotw", "delta"), default="sotw")
-    boot.add_argument("--keepalive-interval", default="5s", type=_duration, help="HTTP/2 ping interval to xDS")
-    boot.add_argument("--keepalive-timeout", default="3s", type=_duration, help="ping answer deadline")
-    boot.add_argument("--stats-interval", default="5s", type=_duration, help="stats push interval (0s: none)")
+    boot.add_argument("--keepalive-interval", default="5s", type=cli_types.duration, help="HTTP/2 ping interval to xDS")
+    boot.add_argument("--keepalive-timeout", default="3s", type=cli_types.duration, help="ping answer deadline")
+    boot.add_argument("--stats-interval", default="5s", type=cli_types.duration, help="stats push interval (0s: none)")
     heap_help = "overload manager heap ceiling, e.g. 400Mi (default 1Gi; 0: none)"
-    boot.add_argument("--max-heap", default=DEFAULT_MAX_HEAP_BYTES, type=_max_heap, metavar="SIZE", help=heap_help)
+    boot.add_argument(
+        "--max-heap", default=DEFAULT_MAX_HEAP_BYTES, type=cli_types.max_heap, metavar="SIZE", help=heap_help
+    )
     cap_help = f"global downstream connection cap (default {DEFAULT_MAX_CONNECTIONS}; 0: none)"
-    boot.add_argument("--max-connections", default=DEFAULT_MAX_CONNECTIONS, type=_count, metavar="N", help=cap_help)
+    boot.add_argument(
+        "--max-connections", default=DEFAULT_MAX_CONNECTIONS, type=cli_types.count, metavar="N", help=cap_help
+    )
     boot.add_argument("--output", type=Path, metavar="FILE", help="write it to FILE (atomically) instead of stdout")
     _add_client_tls_arguments(boot, "PEM, a path on Envoy's machine")
     boot.add_argument("--xds-server-name", default="", help="with --tls-cert: name the server certificate must carry")
@@ -122,11 +126,18 @@ def _add_serve_command(commands: Any) -> None:
     serve.add_argument("--config", action="append", default=[], metavar="PATH", help="route file or directory")
     serve.add_argument("--xds-address", default="127.0.0.1:18000", metavar="HOST:PORT")
     serve.add_argument("--status-address", default="127.0.0.1:9000", metavar="HOST:PORT")
-    serve.add_argument("--debounce", default="10ms", type=_duration, help="quiet time before applying edits")
-    serve.add_argument("--debounce-max", default="100ms", type=_duration, help="longest wait under steady edits")
-    serve.add_argument("--min-push-interval", default="150ms", type=_duration, help="pushes under sustained churn")
+    serve.add_argument("--debounce", default="10ms", type=cli_types.duration, help="quiet time before applying edits")
     serve.add_argument(
-        "--poll-interval", default="20ms", type=_duration, help="file check interval where inotify is unavailable"
+        "--debounce-max", default="100ms", type=cli_types.duration, help="longest wait under steady edits"
+    )
+    serve.add_argument(
+        "--min-push-interval", default="150ms", type=cli_types.duration, help="pushes under sustained churn"
+    )
+    serve.add_argument(
+        "--poll-interval",
+        default="20ms",
+        type=cli_types.duration,
+        help="file check interval where inotify is unavailable",
     )
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument("--state-dir", type=Path, help="keep checkpoints here; served at start if the files fail")
@@ -142,30 +153,25 @@ def _add_limit_arguments(serve: argparse.ArgumentParser) -> None:
     limits = Limits()
     serve.add_argument(
         "--max-streams-per-peer",
-        type=_positive,
+        type=cli_types.positive,
         default=limits.streams_per_peer,
         help="open RPCs per client IP address on the xDS port",
     )
-    serve.add_argument("--max-streams", type=_positive, default=limits.streams, help="open RPCs on the xDS port")
     serve.add_argument(
-        "--max-connections", type=_positive, default=limits.connections, help="open connections to the xDS port"
+        "--max-streams", type=cli_types.positive, default=limits.streams, help="open RPCs on the xDS port"
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=cli_types.positive,
+        default=limits.connections,
+        help="open connections to the xDS port",
     )
     serve.add_argument(
         "--max-names-per-stream",
-        type=_positive,
+        type=cli_types.positive,
         default=limits.names_per_stream,
         help="resource names one xDS stream may subscribe to",
     )
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
 
 
 def _add_tls_arguments(serve: argparse.ArgumentParser) -> None:
@@ -210,43 +216,10 @@ def _add_input_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_policy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--envoy-admin-port", type=int, default=9901, help="refuse endpoints on this port")
-    parser.add_argument("--deny-cidr", action="append", default=[], type=_network, help="refuse endpoints here")
-    parser.add_argument("--allow-cidr", action="append", default=[], type=_network, help="only allow these")
-
-
-def _network(text: str) -> Network:
-    try:
-        return ipaddress.ip_network(text, strict=False)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text) / 1000
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _xds_addresses(text: str) -> tuple[tuple[str, int], ...]:
-    try:
-        return parse_xds_addresses(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _max_heap(text: str) -> int:
-    try:
-        return parse_max_heap(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _count(text: str) -> int:
-    """A whole number of at least 0, for limits where 0 means "none"."""
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
-    return int(text)
+    parser.add_argument(
+        "--deny-cidr", action="append", default=[], type=cli_types.network, help="refuse endpoints here"
+    )
+    parser.add_argument("--allow-cidr", action="append", default=[], type=cli_types.network, help="only allow these")
 
 
 def _policy(args: argparse.Namespace) -> AddressPolicy:
