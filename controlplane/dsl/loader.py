@@ -59,6 +59,8 @@ def load_texts(
 
 def _parse(source: str, text: str) -> tuple[FileDoc | None, list[Problem]]:
     """Shape-check one file; YAML-level problems (e.g. duplicate keys) do not hide schema ones."""
+    if _too_large(text):  # texts from Kubernetes or tests, not read by `_read`, are bounded too
+        return None, [_too_large_problem(source)]
     located = read_yaml(text, source)
     value = {} if located.value is None else located.value
     if not isinstance(value, dict):
@@ -123,8 +125,19 @@ def _read(source: str) -> tuple[str, Problem | None]:
     try:
         path = FsPath(source)
         if path.stat().st_size > MAX_FILE_BYTES:
-            return "", Problem(source, 0, 0, "", f"file is larger than {MAX_FILE_BYTES} bytes")
+            return "", _too_large_problem(source)
         return path.read_text(encoding="utf-8"), None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return "", Problem(source, 0, 0, "", f"cannot read: {reason}")
+
+
+def _too_large(text: str) -> bool:
+    """Whether `text` is over MAX_FILE_BYTES in UTF-8 (encoded only when its length leaves a doubt)."""
+    if len(text) <= MAX_FILE_BYTES // 4:
+        return False
+    return len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES
+
+
+def _too_large_problem(source: str) -> Problem:
+    return Problem(source, 0, 0, "", f"file is larger than {MAX_FILE_BYTES} bytes")
