@@ -57,6 +57,23 @@ def test_deny_cidr_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "denied network 127.0.0.0/8" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "switch"),
+    [
+        pytest.param("169.254.169.254:80", "--allow-link-local", id="metadata"),
+        pytest.param("[fe80::1]:80", "--allow-link-local", id="ipv6-link-local"),
+        pytest.param("127.0.0.1:9901", "--allow-envoy-admin-port", id="admin-port"),
+    ],
+)
+def test_allow_switches(tmp_path: Path, capsys: pytest.CaptureFixture[str], endpoint: str, switch: str) -> None:
+    """Refused by default, with a message naming the switch; accepted with the switch."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(f"services:\n  api:\n    endpoints: ['{endpoint}']\n", encoding="utf-8")
+    assert main(["validate", str(routes)]) == 1
+    assert f"see {switch})" in capsys.readouterr().err
+    assert main(["validate", str(routes), switch]) == 0
+
+
 def test_directory_input(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(Path(EXAMPLE).read_text(encoding="utf-8"), encoding="utf-8")
     (tmp_path / "notes.txt").write_text("not yaml: [", encoding="utf-8")
