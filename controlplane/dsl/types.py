@@ -42,7 +42,7 @@ def parse_duration(value: Any) -> int:
         raise ValueError(f"duration {value!r} needs a unit: write e.g. {value}s or {value}ms")
     total = sum(float(n) * _UNIT_MS[u] for n, u in _duration_parts(value))
     if total > MAX_DURATION_MS:
-        raise ValueError(f"duration {value!r} is longer than a year (8760h), the longest allowed")
+        raise ValueError(f"duration {_short(value)!r} is longer than a year (8760h), the longest allowed")
     if total != int(total):
         raise ValueError(f"duration {value!r} is finer than a millisecond")
     return int(total)
@@ -154,7 +154,7 @@ def check_text_value(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("expected a string")
     if _CONTROL.search(value):
-        raise ValueError(f"{value!r} contains a control character")
+        raise ValueError("text contains a control character (such as a line break)")
     return value
 
 
@@ -305,6 +305,11 @@ def check_ip(value: Any) -> str:
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise ValueError(f"{value!r} is not an IP address") from None
+
+
+def _short(text: str) -> str:
+    """User text cut to a length that fits in a problem line."""
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _quote(text: str) -> str:

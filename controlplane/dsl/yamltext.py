@@ -191,7 +191,8 @@ def format_path(path: Path) -> str:
     """Render a path as `listeners[0].routes[1].match`."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        name = part if part != "" else '""'  # an empty key, e.g. `"": x`
+        out += f"[{part}]" if isinstance(part, int) else (f".{name}" if out else str(name))
     return out
 
 
