@@ -66,7 +66,7 @@ class Checker:
             for path, message in object_count_problems(doc.spec):
                 self.report(doc, path, message)
         for index, path, message in total_count_problems([doc.spec for doc in self.docs]):
-            self.report(self.docs[index], path, message)
+            self.report(self.docs[index], path, message, key=path[0] == "services" and len(path) == 2)
 
     def _where(self, doc: FileDoc, path: Path, *, key: bool = False) -> str:
         line, _ = doc.located.position(path, key=key)
