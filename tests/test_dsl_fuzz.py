@@ -120,6 +120,39 @@ def assert_file_clear_or_translates(path: Path, data: bytes) -> None:
     Snapshot.from_resources(build_resources(model))
 
 
+# --- inputs the fuzzer found ------------------------------------------------------------------
+
+_ROUTE = "listeners: [{name: a, port: 80, routes: [{match: {prefix: /}, to: a, %s}]}]\nservices: {a: {}}\n"
+
+FOUND = [
+    pytest.param("\x00", id="nul-character"),  # PyYAML's ReaderError escaped the loader
+    pytest.param("a: 1\x1b\n", id="escape-character"),
+    pytest.param("[" * 1000, id="deep-flow-sequence"),  # RecursionError in PyYAML's composer
+    pytest.param("a: " + "{a: " * 1000 + "1" + "}" * 1000, id="deep-flow-mapping"),
+    pytest.param('a: "\\ud800"', id="lone-surrogate-value"),  # UnicodeEncodeError in regexes, bodies
+    pytest.param('"\\udfff": 1', id="lone-surrogate-key"),
+    pytest.param("\r0", id="carriage-return-line-break"),  # lines counted as YAML counts them
+    pytest.param("[]:", id="sequence-as-key"),  # a problem without a field path
+    pytest.param("1: a", id="number-as-key"),
+    pytest.param(_ROUTE % ("timeout: " + "9" * 400 + "s"), id="duration-overflows-float"),  # OverflowError
+    pytest.param(_ROUTE % "timeout: 99999999999999h", id="duration-beyond-protobuf"),  # render crashed
+    pytest.param(_ROUTE % "rate_limit: {requests: 4294967296, per: 1s}", id="uint32-overflow"),  # ValueError
+    pytest.param(
+        (_ROUTE % "timeout: 1s").replace("a: {}", "a: {circuit_breaker: {max_retries: 18446744073709551616}}"),
+        id="uint64-overflow",
+    ),
+    pytest.param("alerts: {p99_ms: 1.0e+999}", id="infinite-number"),  # accepted as a threshold of infinity
+]
+"""Inputs that crashed the loader or broke a property before they were fixed: kept as regressions."""
+
+
+@pytest.mark.parametrize("text", FOUND)
+def test_inputs_the_fuzzer_found(text: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_texts([(SOURCE, text)])
+    assert_clear(refused.value.problems, text)
+
+
 # --- arbitrary input -------------------------------------------------------------------------
 
 

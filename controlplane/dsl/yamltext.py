@@ -181,10 +181,10 @@ class _Builder:
 
 
 def _key_path(path: Path, key_node: yaml.Node) -> Path:
-    """Where a key that is not a string sits: its text, when it is a scalar (`1`, `null`, `true`)."""
+    """Where a key that is not a string sits: its text (`1`, `null`, `true`), or `[...]` / `{...}`."""
     if isinstance(key_node, yaml.ScalarNode):
         return (*path, key_node.value or "null")
-    return path
+    return (*path, "[...]" if isinstance(key_node, yaml.SequenceNode) else "{...}")
 
 
 def format_path(path: Path) -> str:
