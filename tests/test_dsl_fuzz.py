@@ -43,6 +43,8 @@ from controlplane.dsl.schema_routes import (
 from controlplane.dsl.schema_services import HashOnSpec, HealthCheckSpec
 from controlplane.dsl.yamltext import read_yaml
 from controlplane.errors import ConfigError, Problem
+from controlplane.model import Model
+from controlplane.render import resources_to_data
 from controlplane.translate import build_resources
 from tests.conftest import ROOT
 
@@ -106,7 +108,14 @@ def assert_clear_or_translates(text: str) -> None:
     except ConfigError as exc:
         assert_clear(exc.problems, text)
         return
-    Snapshot.from_resources(build_resources(model))
+    assert_translates(model)
+
+
+def assert_translates(model: Model) -> None:
+    """Translated, serialized and hashed as the pipeline does, and shown as JSON as `render` does."""
+    resources = build_resources(model)
+    Snapshot.from_resources(resources)
+    resources_to_data(resources)
 
 
 def assert_file_clear_or_translates(path: Path, data: bytes) -> None:
@@ -117,7 +126,7 @@ def assert_file_clear_or_translates(path: Path, data: bytes) -> None:
     except ConfigError as exc:
         assert_clear(exc.problems, data.decode("utf-8", errors="replace"), str(path))
         return
-    Snapshot.from_resources(build_resources(model))
+    assert_translates(model)
 
 
 # --- inputs the fuzzer found ------------------------------------------------------------------

@@ -213,3 +213,13 @@ def test_size_limit_counts_utf8_bytes() -> None:
     text = "# " + "\u00e9" * (MAX_FILE_BYTES // 2) + "\n"
     assert len(text) < MAX_FILE_BYTES
     assert _problems(("wide.yaml", text)) == [f"wide.yaml:0:0: file is larger than {MAX_FILE_BYTES} bytes"]
+
+
+def test_weights_of_a_split_add_up_to_at_most_uint32() -> None:
+    """Envoy refuses weighted clusters whose weights add up to more than 2**32 - 1."""
+    targets = ", ".join(f"{{service: s{i}, weight: 1000000}}" for i in range(4295))
+    text = f"listeners: [{{name: a, port: 80, routes: [{{match: {{prefix: /}}, to: [{targets}]}}]}}]\n"
+    assert _problems(("split.yaml", text)) == [
+        "split.yaml:1:67: listeners[0].routes[0].to: the weights in 'to' add up to 4295000000; "
+        "Envoy allows at most 4294967295"
+    ]

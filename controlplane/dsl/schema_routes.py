@@ -328,8 +328,11 @@ class RouteSpec(Spec):
     @field_validator("to")
     @classmethod
     def _some_weight(cls, targets: list[TargetSpec] | None) -> list[TargetSpec] | None:
-        if targets is not None and (not targets or sum(t.weight for t in targets) == 0):
+        total = sum(t.weight for t in targets or [])
+        if targets is not None and total == 0:
             raise ValueError("'to' needs at least one service with a weight above 0")
+        if total > MAX_UINT32:  # Envoy refuses weighted clusters whose weights add up to more
+            raise ValueError(f"the weights in 'to' add up to {total}; Envoy allows at most {MAX_UINT32}")
         return targets
 
     @model_validator(mode="after")
