@@ -1,9 +1,12 @@
 """Fuzzing the route DSL loader: no input crashes it, and every refusal is a clear problem.
 
-Four generators feed the loader: arbitrary bytes (through a real file), arbitrary text,
-documents built from the pydantic schema itself (so that most of them get past the shape
-checks and reach the cross-file rules and the translator), and mutations of the valid example
-and golden files. The properties are those of `assert_clear_or_translates`.
+Generators: arbitrary bytes (through a real file), arbitrary text, text of YAML punctuation,
+nested values keyed by the DSL's field names, documents built from the pydantic schema itself
+(well-formed ones get past the shape checks and reach the cross-file rules and the translator;
+noisy ones have values of the wrong type), and mutations of the valid example and golden files
+(a key deleted, a value retyped, a key repeated, Unicode inserted, the file cut at a byte). The
+properties are those of `assert_clear` and `assert_translates`; `FOUND` keeps every input that
+once broke them.
 
 Runs are derandomized and use no example database, so CI sees the same inputs every time and a
 bounded run time. `DSL_FUZZ_EXAMPLES=N` runs N random (not derandomized) examples per test for a
@@ -420,13 +423,46 @@ def _dump(value: Any) -> str:
     return yaml.safe_dump(value, sort_keys=False, allow_unicode=True)
 
 
+def _field_names(model: type[BaseModel], seen: set[type[BaseModel]]) -> set[str]:
+    """Every field name of `model` and of the models inside it, found through their annotations."""
+    seen.add(model)
+    names = set(model.model_fields)
+    for field in model.model_fields.values():
+        for inner in _models_in(field.annotation):
+            if inner not in seen:
+                names |= _field_names(inner, seen)
+    return names
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+FIELD_NAMES = sorted(_field_names(DocumentSpec, set()))
+
+KEYED_VALUE = st.recursive(
+    SCALAR,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(FIELD_NAMES), inner, max_size=4),
+    max_leaves=12,
+)
+"""Nested mappings, lists and scalars whose keys are the DSL's own field names, in any place."""
+
+
+@_fuzz_settings(150)
+@given(document=st.dictionaries(st.sampled_from(("listeners", "services", "alerts")), KEYED_VALUE, max_size=3))
+def test_nested_values_keyed_by_field_names(document: dict[str, Any]) -> None:
+    assert_clear_or_translates(_dump(document))
+
+
 @_fuzz_settings(200)
 @given(document=Shapes(noisy=True).document())
 def test_schema_shaped_documents_with_wrong_values(document: dict[str, Any]) -> None:
     assert_clear_or_translates(_dump(document))
 
 
-@_fuzz_settings(250)
+@_fuzz_settings(200)
 @given(document=Shapes(noisy=False).document())
 def test_schema_shaped_documents(document: dict[str, Any]) -> None:
     """Mostly right values: these reach the cross-file rules, and some reach the translator."""
@@ -479,7 +515,7 @@ def _retype(document: Any, path: tuple[Any, ...], draw: Callable[..., Any]) -> A
 STRUCTURAL = {"delete": _delete, "retype": _retype}
 
 
-@_fuzz_settings(250)
+@_fuzz_settings(200)
 @given(data=st.data())
 def test_structural_mutations_of_valid_files(data: st.DataObject) -> None:
     text = data.draw(st.sampled_from(VALID_TEXTS), label="file")
@@ -506,7 +542,7 @@ def _insert_unicode(text: str, data: st.DataObject) -> str:
 TEXTUAL = {"duplicate_key": _duplicate_key, "insert_unicode": _insert_unicode}
 
 
-@_fuzz_settings(250)
+@_fuzz_settings(200)
 @given(data=st.data())
 def test_textual_mutations_of_valid_files(data: st.DataObject) -> None:
     text = data.draw(st.sampled_from(VALID_TEXTS), label="file")
