@@ -154,6 +154,7 @@ FOUND = [
         id="uint64-overflow",
     ),
     pytest.param("alerts: {p99_ms: 1.0e+999}", id="infinite-number"),  # accepted as a threshold of infinity
+    pytest.param("listeners: [{name: a, port: " + "9" * 5000 + "}]", id="int-beyond-4300-digits"),  # ValueError
 ]
 """Inputs that crashed the loader or broke a property before they were fixed: kept as regressions."""
 

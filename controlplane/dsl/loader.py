@@ -70,7 +70,10 @@ def _parse(source: str, text: str) -> tuple[FileDoc | None, list[Problem]]:
     try:
         spec = DocumentSpec.model_validate(value)
     except ValidationError as exc:
-        return None, [*located.problems, *problems_from_validation(exc, DocumentSpec, located, source)]
+        # A value the YAML reader already refused (a number too long) is not reported twice.
+        seen = {(p.line, p.column, p.field) for p in located.problems}
+        schema = problems_from_validation(exc, DocumentSpec, located, source)
+        return None, [*located.problems, *(p for p in schema if (p.line, p.column, p.field) not in seen)]
     return (None if located.problems else FileDoc(source, located, spec)), located.problems
 
 

@@ -29,6 +29,9 @@ MAX_DEPTH = 64
 Checked while composing too: PyYAML composes recursively, and without the check a few hundred
 `[` would exhaust Python's stack before the document is ever looked at.
 """
+MAX_NUMBER_DIGITS = 100
+"""Longest integer read as a number; longer ones are refused. No field takes more than 20 digits,
+and Python refuses to convert more than 4300 (a ValueError that would escape the loader)."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 """What YAML counts as a line break, so lines found here agree with PyYAML's marks."""
@@ -79,7 +82,7 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     if text in _BOOL:
         return _BOOL[text]
     if _INT.match(text):
-        return int(text)
+        return int(text) if len(text.lstrip("+-")) <= MAX_NUMBER_DIGITS else text
     if _HEX.match(text):
         return int(text, 16)
     if _FLOAT.match(text) and any(c.isdigit() for c in text):
@@ -142,6 +145,8 @@ class _Builder:
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         assert isinstance(node, yaml.ScalarNode)
         value = _scalar(node)
+        if isinstance(value, str) and node.style is None and _INT.match(value):  # too long for a number
+            self._problem(*_mark(node), path, f"a number may have at most {MAX_NUMBER_DIGITS} digits")
         return self._without_surrogates(value, node, path) if isinstance(value, str) else value
 
     def _without_surrogates(self, text: str, node: yaml.Node, path: Path) -> str:
