@@ -28,6 +28,14 @@ def test_validate_reports_every_problem_and_exits_1(tmp_path: Path, capsys: pyte
     assert f"{bad}:4:5: listeners[0].routs: unknown field 'routs' (did you mean 'routes'?)" in lines
 
 
+def test_validate_a_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Where the file stops being UTF-8, in a person's terms rather than Python's codec message."""
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("services:\n  caf\u00e9: {}\n".encode("latin-1"))
+    assert main(["validate", str(bad)]) == 1
+    assert capsys.readouterr().err == f"{bad}:0:0: cannot read: not UTF-8 text: byte 0xe9 at line 2, column 6\n"
+
+
 def test_validate_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "/nonexistent/routes.yaml"]) == 1
     assert "/nonexistent/routes.yaml:0:0: cannot read" in capsys.readouterr().err

@@ -129,10 +129,19 @@ def _read(source: str) -> tuple[str, Problem | None]:
         path = FsPath(source)
         if path.stat().st_size > MAX_FILE_BYTES:
             return "", _too_large_problem(source)
-        return path.read_text(encoding="utf-8"), None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return "", Problem(source, 0, 0, "", f"cannot read: {reason}")
+        data = path.read_bytes()
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return "", Problem(source, 0, 0, "", f"cannot read: {not_utf8(data, exc)}")
+    except OSError as exc:
+        return "", Problem(source, 0, 0, "", f"cannot read: {exc.strerror or exc}")
+
+
+def not_utf8(data: bytes, exc: UnicodeDecodeError) -> str:
+    """Where `data` stops being UTF-8, as an editor shows it (Python's own message names a codec)."""
+    before = data[: exc.start]
+    line, column = before.count(b"\n") + 1, exc.start - (before.rfind(b"\n") + 1) + 1
+    return f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line}, column {column}"
 
 
 def _too_large(text: str) -> bool:

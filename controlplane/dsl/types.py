@@ -28,6 +28,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST_NAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
 _HOST_WITH_PORT = re.compile(r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]*")
+_PORT = re.compile(r"[0-9]{1,5}")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _REQUEST_PSEUDO_HEADERS = (":authority", ":method", ":path", ":protocol", ":scheme")
 """The HTTP/2 and HTTP/3 request pseudo-headers (RFC 9113 8.3.1, RFC 8441): Envoy matches on these."""
@@ -292,7 +293,7 @@ def parse_socket_address(value: Any) -> tuple[str, int]:
         ip = ipaddress.ip_address(host)
     except ValueError:
         raise ValueError(f"{host!r} is not an IP address (endpoints are IPv4 or [IPv6] addresses)") from None
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if not _PORT.fullmatch(port_text) or not 1 <= int(port_text) <= 65535:  # not isdigit(): '²' is a digit
         raise ValueError(f"port {port_text!r} out of range 1-65535")
     return str(ip), int(port_text)
 
