@@ -89,6 +89,7 @@ LEAKS = (
     "invalid literal for",
     "codec can't",
     "Exceeds the limit",
+    "should match pattern",
 )
 """Fragments of Python or pydantic internals that must never reach a user."""
 
