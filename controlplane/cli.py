@@ -19,7 +19,7 @@ from controlplane.demo.plan import Ports
 from controlplane.demo.run import DemoError, DemoOptions
 from controlplane.demo.run import run as run_demo
 from controlplane.dsl import AddressPolicy, load_files
-from controlplane.dsl.policy import LINK_LOCAL
+from controlplane.dsl.policy import DEFAULT_DENIED
 from controlplane.errors import ConfigError
 from controlplane.fileio import write_atomically
 from controlplane.model import Model
@@ -220,12 +220,16 @@ def _add_policy_arguments(parser: argparse.ArgumentParser) -> None:
         "--deny-cidr", action="append", default=[], type=cli_types.network, help="refuse endpoints here"
     )
     parser.add_argument("--allow-cidr", action="append", default=[], type=cli_types.network, help="only allow these")
+    parser.add_argument("--allow-link-local", action="store_true", help="allow link-local and cloud metadata endpoints")
+    parser.add_argument(
+        "--allow-envoy-admin-port", action="store_true", help="allow loopback endpoints on --envoy-admin-port"
+    )
 
 
 def _policy(args: argparse.Namespace) -> AddressPolicy:
     return AddressPolicy(
-        envoy_admin_port=args.envoy_admin_port,
-        denied=(*LINK_LOCAL, *args.deny_cidr),
+        envoy_admin_port=None if args.allow_envoy_admin_port else args.envoy_admin_port,
+        denied=(*(() if args.allow_link_local else DEFAULT_DENIED), *args.deny_cidr),
         allowed=tuple(args.allow_cidr),
     )
 

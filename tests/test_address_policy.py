@@ -26,6 +26,11 @@ PRIVATE = ipaddress.ip_network("10.0.0.0/8")
         pytest.param(AddressPolicy(allowed=(PRIVATE,)), "192.168.1.1", 80, "outside", id="allow-list"),
         pytest.param(AddressPolicy(allowed=(PRIVATE,)), "10.1.2.3", 80, None, id="allow-list-hit"),
         pytest.param(AddressPolicy(), "127.0.0.1", 8080, None, id="ordinary"),
+        pytest.param(AddressPolicy(), "fd00:ec2::254", 80, "cloud metadata", id="aws-ipv6-metadata"),
+        pytest.param(AddressPolicy(), "100.100.100.200", 80, "cloud metadata", id="alibaba-metadata"),
+        pytest.param(AddressPolicy(), "100.100.100.201", 80, None, id="next-to-metadata"),
+        pytest.param(AddressPolicy(denied=()), "169.254.169.254", 80, None, id="link-local-allowed"),
+        pytest.param(AddressPolicy(envoy_admin_port=None), "127.0.0.1", 9901, None, id="admin-port-allowed"),
     ],
 )
 def test_refusal(policy: AddressPolicy, host: str, port: int, refused: str | None) -> None:

@@ -28,6 +28,14 @@ def test_validate_reports_every_problem_and_exits_1(tmp_path: Path, capsys: pyte
     assert f"{bad}:4:5: listeners[0].routs: unknown field 'routs' (did you mean 'routes'?)" in lines
 
 
+def test_validate_a_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Where the file stops being UTF-8, in a person's terms rather than Python's codec message."""
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("services:\n  caf\u00e9: {}\n".encode("latin-1"))
+    assert main(["validate", str(bad)]) == 1
+    assert capsys.readouterr().err == f"{bad}:0:0: cannot read: not UTF-8 text: byte 0xe9 at line 2, column 6\n"
+
+
 def test_validate_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "/nonexistent/routes.yaml"]) == 1
     assert "/nonexistent/routes.yaml:0:0: cannot read" in capsys.readouterr().err
@@ -55,6 +63,23 @@ def test_render_static_bootstrap(capsys: pytest.CaptureFixture[str]) -> None:
 def test_deny_cidr_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", EXAMPLE, "--deny-cidr", "127.0.0.0/8"]) == 1
     assert "denied network 127.0.0.0/8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "switch"),
+    [
+        pytest.param("169.254.169.254:80", "--allow-link-local", id="metadata"),
+        pytest.param("[fe80::1]:80", "--allow-link-local", id="ipv6-link-local"),
+        pytest.param("127.0.0.1:9901", "--allow-envoy-admin-port", id="admin-port"),
+    ],
+)
+def test_allow_switches(tmp_path: Path, capsys: pytest.CaptureFixture[str], endpoint: str, switch: str) -> None:
+    """Refused by default, with a message naming the switch; accepted with the switch."""
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(f"services:\n  api:\n    endpoints: ['{endpoint}']\n", encoding="utf-8")
+    assert main(["validate", str(routes)]) == 1
+    assert f"see {switch})" in capsys.readouterr().err
+    assert main(["validate", str(routes), switch]) == 0
 
 
 def test_directory_input(tmp_path: Path) -> None:

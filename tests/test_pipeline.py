@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from controlplane.cache import SnapshotCache
 from controlplane.dsl import AddressPolicy
 from controlplane.pipeline import Debounce, Pipeline
-from controlplane.sources.files import FileInputs
+from controlplane.sources.files import FileInputs, FileSource
 from controlplane.translate import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 from tests.xds_harness import services_yaml
 
@@ -47,6 +48,13 @@ def test_unreadable_files_are_problems_too() -> None:
     assert not pipeline.apply(FileInputs(texts=(), unreadable=(("gone.yaml", "No such file"),)))
     assert not cache.ready
     assert str(pipeline.state.problems[0]) == "gone.yaml:0:0: cannot read: No such file"
+
+
+def test_the_file_source_says_where_a_file_stops_being_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_bytes(b"services:\n  caf\xe9: {}\n")
+    read = FileSource([str(path)]).read()
+    assert read.unreadable == ((str(path), "not UTF-8 text: byte 0xe9 at line 2, column 6"),)
 
 
 def test_node_groups_get_their_own_snapshots() -> None:

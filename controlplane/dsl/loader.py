@@ -59,6 +59,8 @@ def load_texts(
 
 def _parse(source: str, text: str) -> tuple[FileDoc | None, list[Problem]]:
     """Shape-check one file; YAML-level problems (e.g. duplicate keys) do not hide schema ones."""
+    if _too_large(text):  # texts from Kubernetes or tests, not read by `_read`, are bounded too
+        return None, [_too_large_problem(source)]
     located = read_yaml(text, source)
     value = {} if located.value is None else located.value
     if not isinstance(value, dict):
@@ -68,7 +70,10 @@ def _parse(source: str, text: str) -> tuple[FileDoc | None, list[Problem]]:
     try:
         spec = DocumentSpec.model_validate(value)
     except ValidationError as exc:
-        return None, [*located.problems, *problems_from_validation(exc, DocumentSpec, located, source)]
+        # A value the YAML reader already refused (a number too long) is not reported twice.
+        seen = {(p.line, p.column, p.field) for p in located.problems}
+        schema = problems_from_validation(exc, DocumentSpec, located, source)
+        return None, [*located.problems, *(p for p in schema if (p.line, p.column, p.field) not in seen)]
     return (None if located.problems else FileDoc(source, located, spec)), located.problems
 
 
@@ -123,8 +128,28 @@ def _read(source: str) -> tuple[str, Problem | None]:
     try:
         path = FsPath(source)
         if path.stat().st_size > MAX_FILE_BYTES:
-            return "", Problem(source, 0, 0, "", f"file is larger than {MAX_FILE_BYTES} bytes")
-        return path.read_text(encoding="utf-8"), None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return "", Problem(source, 0, 0, "", f"cannot read: {reason}")
+            return "", _too_large_problem(source)
+        data = path.read_bytes()
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return "", Problem(source, 0, 0, "", f"cannot read: {not_utf8(data, exc)}")
+    except OSError as exc:
+        return "", Problem(source, 0, 0, "", f"cannot read: {exc.strerror or exc}")
+
+
+def not_utf8(data: bytes, exc: UnicodeDecodeError) -> str:
+    """Where `data` stops being UTF-8, as an editor shows it (Python's own message names a codec)."""
+    before = data[: exc.start]
+    line, column = before.count(b"\n") + 1, exc.start - (before.rfind(b"\n") + 1) + 1
+    return f"not UTF-8 text: byte 0x{data[exc.start]:02x} at line {line}, column {column}"
+
+
+def _too_large(text: str) -> bool:
+    """Whether `text` is over MAX_FILE_BYTES in UTF-8 (encoded only when its length leaves a doubt)."""
+    if len(text) <= MAX_FILE_BYTES // 4:
+        return False
+    return len(text) > MAX_FILE_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES
+
+
+def _too_large_problem(source: str) -> Problem:
+    return Problem(source, 0, 0, "", f"file is larger than {MAX_FILE_BYTES} bytes")

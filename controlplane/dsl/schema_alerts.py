@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
 
 from controlplane.dsl.schema_common import Spec
 from controlplane.dsl.types import Duration, Percent
+
+_WEBHOOK_URL = re.compile(r"https?://[^\s]+")
+
+
+def check_webhook_url(value: Any) -> str:
+    """An http:// or https:// URL; said in words (pydantic's pattern error would show the regex)."""
+    if not isinstance(value, str) or not _WEBHOOK_URL.fullmatch(value):
+        raise ValueError(
+            "expected an http:// or https:// URL without spaces, e.g. http://alertmanager:9093/api/v2/alerts"
+        )
+    return value
 
 
 class ThresholdSpec(Spec):
@@ -18,7 +32,7 @@ class ThresholdSpec(Spec):
 class WebhookSpec(Spec):
     """Where alerts are POSTed, in Alertmanager's JSON format (a list of alerts)."""
 
-    url: str = Field(pattern=r"^https?://[^\s]+$")
+    url: Annotated[str, BeforeValidator(check_webhook_url)]
     timeout: Duration = 2_000
     retries: int = Field(3, ge=0, le=10)
 

@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from controlplane.dsl.types import Duration, HeaderName, HeaderValue, ModifiableHeader, Origin
+from controlplane.dsl.limits import MAX_UINT32
+from controlplane.dsl.types import Duration, HeaderValue, MethodToken, ModifiableHeader, OrdinaryHeaderName, Origin
 
 MIN_FILL_INTERVAL_MS = 50
 """Envoy refuses token buckets that refill more often than every 50ms."""
@@ -17,9 +18,12 @@ AT_KEY = "at_key"
 
 
 class Spec(BaseModel):
-    """Base of every DSL object: unknown fields are errors, values are not coerced across types."""
+    """Base of every DSL object: unknown fields are errors, values are not coerced across types.
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    Infinite numbers (`.inf` cannot be written, but `1.0e+999` reads as infinity) are refused too.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 def exactly_one(spec: BaseModel, *fields: str) -> None:
@@ -77,9 +81,9 @@ class HeaderOpsSpec(Spec):
 class RateLimitSpec(Spec):
     """Local token bucket: `requests` per `per`, bursts up to `burst` (default: `requests`)."""
 
-    requests: int = Field(ge=1)
+    requests: int = Field(ge=1, le=MAX_UINT32)
     per: Duration
-    burst: int | None = None
+    burst: int | None = Field(None, le=MAX_UINT32)
 
     @field_validator("per")
     @classmethod
@@ -101,9 +105,9 @@ class CorsSpec(Spec):
     """CORS policy; origins are exact strings, `*`, or `~REGEX`."""
 
     allow_origins: list[Origin] = Field(min_length=1)
-    allow_methods: list[str] = []
-    allow_headers: list[HeaderName] = []
-    expose_headers: list[HeaderName] = []
+    allow_methods: list[MethodToken] = []
+    allow_headers: list[OrdinaryHeaderName] = []
+    expose_headers: list[OrdinaryHeaderName] = []
     max_age: Duration | None = None
     allow_credentials: bool = False
 

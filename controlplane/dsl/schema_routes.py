@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
+from controlplane.dsl.limits import MAX_UINT32
 from controlplane.dsl.schema_common import (
     CorsSpec,
     HeaderOpsSpec,
@@ -26,9 +27,11 @@ from controlplane.dsl.types import (
     PathText,
     Percent,
     Port,
+    QueryName,
     RedirectHost,
     Regex,
     RewriteHost,
+    TextValue,
 )
 
 RETRY_ON = (
@@ -99,6 +102,14 @@ class ValueMatchSpec(Spec):
     present: Literal[True] | None = None
     invert: bool = False
 
+    @field_validator("prefix", "suffix", "contains")
+    @classmethod
+    def _not_empty(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Envoy refuses an empty prefix, suffix or contains (it would match every value)."""
+        if value == "":
+            raise ValueError(f"an empty {info.field_name} matches any value: write 'present: true' instead")
+        return value
+
     @model_validator(mode="after")
     def _one_kind(self) -> ValueMatchSpec:
         exactly_one(self, "exact", "prefix", "suffix", "contains", "regex", "present")
@@ -115,7 +126,7 @@ class MatchSpec(Spec):
     path: PathText | None = None
     regex: Regex | None = None
     headers: Annotated[dict[HeaderName, ValueMatch], BeforeValidator(distinct_header_names)] = {}
-    query: dict[str, ValueMatch] = {}
+    query: dict[QueryName, ValueMatch] = {}
     methods: list[Method] = []
     case_sensitive: bool = True
 
@@ -222,7 +233,7 @@ class RegexRewriteSpec(Spec):
     """Replace what `pattern` matches in the path with `substitution` (\\1 for groups)."""
 
     pattern: Regex
-    substitution: str
+    substitution: TextValue
 
 
 class RewriteSpec(Spec):
@@ -317,8 +328,11 @@ class RouteSpec(Spec):
     @field_validator("to")
     @classmethod
     def _some_weight(cls, targets: list[TargetSpec] | None) -> list[TargetSpec] | None:
-        if targets is not None and (not targets or sum(t.weight for t in targets) == 0):
+        total = sum(t.weight for t in targets or [])
+        if targets is not None and total == 0:
             raise ValueError("'to' needs at least one service with a weight above 0")
+        if total > MAX_UINT32:  # Envoy refuses weighted clusters whose weights add up to more
+            raise ValueError(f"the weights in 'to' add up to {total}; Envoy allows at most {MAX_UINT32}")
         return targets
 
     @model_validator(mode="after")
@@ -349,7 +363,7 @@ class HttpOptionsSpec(Spec):
     stream_idle_timeout: Duration = 300_000
     request_headers_timeout: Duration = 10_000
     max_request_headers_kb: int = Field(60, ge=1, le=8192)
-    max_connections: int | None = Field(None, ge=1)
+    max_connections: int | None = Field(None, ge=1, le=MAX_UINT32)
     allow_path_parameters: bool = False
 
 

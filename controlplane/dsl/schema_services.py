@@ -7,8 +7,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
+from controlplane.dsl.limits import MAX_UINT32
 from controlplane.dsl.schema_common import Spec, exactly_one
-from controlplane.dsl.types import CookieName, Duration, HeaderName, PathText, Percent, parse_socket_address
+from controlplane.dsl.types import (
+    CookieName,
+    CookiePath,
+    Duration,
+    HeaderName,
+    HeaderValue,
+    PathText,
+    Percent,
+    QueryName,
+    parse_socket_address,
+)
 
 
 def _endpoint_shorthand(value: Any) -> Any:
@@ -51,7 +62,7 @@ class HttpCheckSpec(Spec):
     """HTTP health check: GET `path`, healthy when the status is expected."""
 
     path: PathText
-    host: str = ""
+    host: HeaderValue = ""
     expected_statuses: list[Annotated[int, Field(ge=100, le=599)]] = []
 
 
@@ -84,17 +95,17 @@ class HealthCheckSpec(Spec):
 class OutlierDetectionSpec(Spec):
     """Passive health: eject endpoints that fail (see Envoy's outlier detection)."""
 
-    consecutive_5xx: int = Field(5, ge=0)
-    consecutive_gateway_failure: int = Field(0, ge=0)
-    consecutive_local_origin_failure: int = Field(0, ge=0)
+    consecutive_5xx: int = Field(5, ge=0, le=MAX_UINT32)
+    consecutive_gateway_failure: int = Field(0, ge=0, le=MAX_UINT32)
+    consecutive_local_origin_failure: int = Field(0, ge=0, le=MAX_UINT32)
     split_external_local_origin_errors: bool = False
     interval: Duration = 10_000
     base_ejection_time: Duration = 30_000
     max_ejection_time: Duration | None = None
     max_ejection_percent: int = Field(10, ge=0, le=100)
     failure_percentage: int | None = Field(None, ge=1, le=100)
-    failure_percentage_minimum_hosts: int = Field(5, ge=1)
-    failure_percentage_request_volume: int = Field(50, ge=1)
+    failure_percentage_minimum_hosts: int = Field(5, ge=1, le=MAX_UINT32)
+    failure_percentage_request_volume: int = Field(50, ge=1, le=MAX_UINT32)
 
     @field_validator("interval", "base_ejection_time")
     @classmethod
@@ -116,16 +127,16 @@ class RetryBudgetSpec(Spec):
     """Retries allowed as a share of active requests (replaces max_retries)."""
 
     percent: Percent
-    min_concurrency: int = Field(3, ge=0)
+    min_concurrency: int = Field(3, ge=0, le=MAX_UINT32)
 
 
 class CircuitBreakerSpec(Spec):
     """Concurrency limits towards the service."""
 
-    max_connections: int = Field(1024, ge=1)
-    max_pending_requests: int = Field(1024, ge=1)
-    max_requests: int = Field(1024, ge=1)
-    max_retries: int = Field(3, ge=0)
+    max_connections: int = Field(1024, ge=1, le=MAX_UINT32)
+    max_pending_requests: int = Field(1024, ge=1, le=MAX_UINT32)
+    max_requests: int = Field(1024, ge=1, le=MAX_UINT32)
+    max_retries: int = Field(3, ge=0, le=MAX_UINT32)
     retry_budget: RetryBudgetSpec | None = None
 
 
@@ -134,7 +145,7 @@ class CookieSpec(Spec):
 
     name: CookieName
     ttl: Duration | None = None
-    path: str = ""
+    path: CookiePath = ""
 
 
 class HashOnSpec(Spec):
@@ -143,7 +154,7 @@ class HashOnSpec(Spec):
     header: HeaderName | None = None
     cookie: Annotated[CookieSpec | None, BeforeValidator(_cookie_shorthand)] = None
     source_ip: Literal[True] | None = None
-    query: str | None = None
+    query: QueryName | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> HashOnSpec:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from controlplane.dsl.counts import object_count_problems, total_count_problems
 from controlplane.dsl.policy import AddressPolicy
 from controlplane.dsl.schema import DocumentSpec
 from controlplane.dsl.schema_routes import ListenerSpec, RouteSpec
@@ -44,6 +45,7 @@ class Checker:
 
     def run(self) -> list[Problem]:
         """All problems found, in no particular order."""
+        self._check_counts()
         services = self._collect_services()
         self._check_listener_names()
         self._check_single_alerts_block()
@@ -57,6 +59,14 @@ class Checker:
         """Record a problem at `path` of `doc` (as far as the file has that path)."""
         line, col = doc.located.position(path, key=key)
         self.problems.append(Problem(doc.source, line, col, format_path(doc.located.resolve(path)), message))
+
+    def _check_counts(self) -> None:
+        """The count limits (limits.py): per list in each file, then over all files together."""
+        for doc in self.docs:
+            for path, message in object_count_problems(doc.spec):
+                self.report(doc, path, message)
+        for index, path, message in total_count_problems([doc.spec for doc in self.docs]):
+            self.report(self.docs[index], path, message, key=path[0] == "services" and len(path) == 2)
 
     def _where(self, doc: FileDoc, path: Path, *, key: bool = False) -> str:
         line, _ = doc.located.position(path, key=key)

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 import re2
 from pydantic import AfterValidator, BeforeValidator
 
+from controlplane.dsl.limits import MAX_DURATION_MS, MAX_HEADER_NAME_BYTES, MAX_HEADER_VALUE_BYTES, MAX_QUERY_NAME_BYTES
+
 RE2_MAX_PROGRAM_SIZE = 100
 """Envoy's default `re2.max_program_size.error_level`: larger regexes are rejected by Envoy."""
 
@@ -26,7 +28,10 @@ _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST_NAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*")
 _HOST_WITH_PORT = re.compile(r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]*")
+_PORT = re.compile(r"[0-9]{1,5}")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_REQUEST_PSEUDO_HEADERS = (":authority", ":method", ":path", ":protocol", ":scheme")
+"""The HTTP/2 and HTTP/3 request pseudo-headers (RFC 9113 8.3.1, RFC 8441): Envoy matches on these."""
 _METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
 
 
@@ -37,6 +42,8 @@ def parse_duration(value: Any) -> int:
     if not isinstance(value, str):
         raise ValueError(f"duration {value!r} needs a unit: write e.g. {value}s or {value}ms")
     total = sum(float(n) * _UNIT_MS[u] for n, u in _duration_parts(value))
+    if total > MAX_DURATION_MS:
+        raise ValueError(f"duration {_short(value)!r} is longer than a year (8760h), the longest allowed")
     if total != int(total):
         raise ValueError(f"duration {value!r} is finer than a millisecond")
     return int(total)
@@ -73,13 +80,27 @@ def parse_name(value: Any) -> str:
 
 
 def parse_header_name(value: Any) -> str:
-    """An HTTP header name (an RFC 9110 token); returned lower-cased as Envoy compares them."""
+    """An HTTP header name (an RFC 9110 token) or a request pseudo-header such as `:authority`.
+
+    Returned lower-cased: HTTP/2 and HTTP/3 require lower-case names, and Envoy compares them so.
+    """
     if not isinstance(value, str) or not value:
         raise ValueError("expected a header name")
+    if len(value.encode()) > MAX_HEADER_NAME_BYTES:
+        raise ValueError(f"header name is longer than {MAX_HEADER_NAME_BYTES} bytes")
     lowered = value.lower()
     if not _HEADER_NAME.fullmatch(lowered):
         raise ValueError(f"invalid header name {value!r}: only RFC 9110 token characters are allowed")
+    if lowered.startswith(":") and lowered not in _REQUEST_PSEUDO_HEADERS:
+        raise ValueError(f"unknown pseudo-header {value!r}; requests have {', '.join(_REQUEST_PSEUDO_HEADERS)}")
     return lowered
+
+
+def check_ordinary_header(value: str) -> str:
+    """A header name that is not a pseudo-header (CORS lists name headers a browser sends or reads)."""
+    if value.startswith(":"):
+        raise ValueError(f"pseudo-header {value!r} cannot be listed here: name an ordinary header")
+    return value
 
 
 def check_cookie_name(value: Any) -> str:
@@ -90,12 +111,51 @@ def check_cookie_name(value: Any) -> str:
 
 
 def check_header_value(value: Any) -> str:
-    """A header value: a string without control characters (CR/LF would split headers)."""
+    """A header value: a string without control characters (CR/LF would split headers), bounded."""
     if not isinstance(value, str):
         hint = f' (quote it: "{value}")' if isinstance(value, int | float) else ""
         raise ValueError(f"header value must be a string{hint}")
     if _CONTROL.search(value):
         raise ValueError("header value contains a control character")
+    if len(value.encode()) > MAX_HEADER_VALUE_BYTES:
+        raise ValueError(f"header value is longer than {MAX_HEADER_VALUE_BYTES} bytes")
+    return value
+
+
+def check_query_name(value: Any) -> str:
+    """A query parameter name: not empty, no control characters, as long as Envoy accepts."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected a query parameter name (a non-empty string)")
+    if _CONTROL.search(value):
+        raise ValueError(f"query parameter name {value!r} contains a control character")
+    if len(value.encode()) > MAX_QUERY_NAME_BYTES:
+        raise ValueError(f"query parameter name is longer than {MAX_QUERY_NAME_BYTES} bytes")
+    return value
+
+
+def check_method_token(value: Any) -> str:
+    """A method name for CORS: any RFC 9110 token (custom methods included), so never CR/LF."""
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+        raise ValueError(f"invalid method {value!r}: a method is a token such as GET or PURGE")
+    return value
+
+
+def check_cookie_path(value: Any) -> str:
+    """The Path attribute of a cookie Envoy sets: empty, or a path without ';' (which ends the attribute)."""
+    if value == "":
+        return ""
+    path = check_path(value)
+    if ";" in path:
+        raise ValueError(f"cookie path {path!r} contains ';', which would end the Path attribute")
+    return path
+
+
+def check_text_value(value: Any) -> str:
+    """Text Envoy puts into a request line or header (a path substitution): no control characters."""
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    if _CONTROL.search(value):
+        raise ValueError("text contains a control character (such as a line break)")
     return value
 
 
@@ -164,7 +224,11 @@ def check_origin(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("expected an origin such as https://app.example.com, '*' or '~REGEX'")
     if value.startswith("~"):
-        check_regex(value[1:])
+        return "~" + check_regex(value[1:])
+    if _CONTROL.search(value) or len(value.encode()) > MAX_HEADER_VALUE_BYTES:
+        raise ValueError(
+            f"invalid origin: an origin has no control characters and at most {MAX_HEADER_VALUE_BYTES} bytes"
+        )
     return value
 
 
@@ -229,7 +293,7 @@ def parse_socket_address(value: Any) -> tuple[str, int]:
         ip = ipaddress.ip_address(host)
     except ValueError:
         raise ValueError(f"{host!r} is not an IP address (endpoints are IPv4 or [IPv6] addresses)") from None
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+    if not _PORT.fullmatch(port_text) or not 1 <= int(port_text) <= 65535:  # not isdigit(): '²' is a digit
         raise ValueError(f"port {port_text!r} out of range 1-65535")
     return str(ip), int(port_text)
 
@@ -244,6 +308,11 @@ def check_ip(value: Any) -> str:
         raise ValueError(f"{value!r} is not an IP address") from None
 
 
+def _short(text: str) -> str:
+    """User text cut to a length that fits in a problem line."""
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _quote(text: str) -> str:
     """Quote user text as the user wrote it (no doubled backslashes)."""
     return "'" + text + "'"
@@ -253,6 +322,11 @@ Duration = Annotated[int, BeforeValidator(parse_duration)]
 Name = Annotated[str, BeforeValidator(parse_name)]
 HeaderName = Annotated[str, BeforeValidator(parse_header_name)]
 HeaderValue = Annotated[str, BeforeValidator(check_header_value)]
+OrdinaryHeaderName = Annotated[str, BeforeValidator(parse_header_name), AfterValidator(check_ordinary_header)]
+QueryName = Annotated[str, BeforeValidator(check_query_name)]
+MethodToken = Annotated[str, BeforeValidator(check_method_token)]
+CookiePath = Annotated[str, BeforeValidator(check_cookie_path)]
+TextValue = Annotated[str, BeforeValidator(check_text_value)]
 ModifiableHeader = Annotated[str, BeforeValidator(parse_header_name), AfterValidator(check_modifiable_header)]
 Origin = Annotated[str, BeforeValidator(check_origin)]
 Regex = Annotated[str, BeforeValidator(check_regex)]

@@ -24,7 +24,17 @@ _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 MAX_NODES = 200_000
 """Upper bound on values in one document, counting alias expansions ("billion laughs")."""
 MAX_DEPTH = 64
-"""Upper bound on nesting; also stops self-referencing aliases."""
+"""Upper bound on nesting; also stops self-referencing aliases.
+
+Checked while composing too: PyYAML composes recursively, and without the check a few hundred
+`[` would exhaust Python's stack before the document is ever looked at.
+"""
+MAX_NUMBER_DIGITS = 100
+"""Longest integer read as a number; longer ones are refused. No field takes more than 20 digits,
+and Python refuses to convert more than 4300 (a ValueError that would escape the loader)."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+"""What YAML counts as a line break, so lines found here agree with PyYAML's marks."""
 
 _NULL = {"", "~", "null", "Null", "NULL"}
 _BOOL = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
@@ -72,7 +82,7 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     if text in _BOOL:
         return _BOOL[text]
     if _INT.match(text):
-        return int(text)
+        return int(text) if len(text.lstrip("+-")) <= MAX_NUMBER_DIGITS else text
     if _HEX.match(text):
         return int(text, 16)
     if _FLOAT.match(text) and any(c.isdigit() for c in text):
@@ -81,13 +91,39 @@ def _scalar(node: yaml.ScalarNode) -> Any:
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
-    return (node.start_mark.line + 1, node.start_mark.column + 1)
+    return _mark_of(node.start_mark)
+
+
+def _mark_of(mark: yaml.Mark) -> tuple[int, int]:
+    return (mark.line + 1, mark.column + 1)
 
 
 class _TooLarge(Exception):
-    def __init__(self, node: yaml.Node, reason: str) -> None:
-        self.node = node
+    def __init__(self, mark: tuple[int, int], reason: str) -> None:
+        self.mark = mark
         self.reason = reason
+
+
+def _too_deep() -> str:
+    return f"document is nested deeper than {MAX_DEPTH} levels"
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing nesting beyond MAX_DEPTH while composing (see MAX_DEPTH)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH + 1:  # the root is depth 1 and path length 0
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise _TooLarge(_mark_of(event.start_mark), _too_deep())
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 class _Builder:
@@ -99,16 +135,31 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise _TooLarge(node, f"document has more than {MAX_NODES} values (after alias expansion)")
+            raise _TooLarge(_mark(node), f"document has more than {MAX_NODES} values (after alias expansion)")
         if len(path) > MAX_DEPTH:
-            raise _TooLarge(node, f"document is nested deeper than {MAX_DEPTH} levels")
+            raise _TooLarge(_mark(node), _too_deep())
         self.doc.values[path] = _mark(node)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         assert isinstance(node, yaml.ScalarNode)
-        return _scalar(node)
+        value = _scalar(node)
+        if isinstance(value, str) and node.style is None and _INT.match(value):  # too long for a number
+            self._problem(*_mark(node), path, f"a number may have at most {MAX_NUMBER_DIGITS} digits")
+        return self._without_surrogates(value, node, path) if isinstance(value, str) else value
+
+    def _without_surrogates(self, text: str, node: yaml.Node, path: Path) -> str:
+        """Refuse lone surrogates (`"\\ud800"`): they are not characters and cannot be written as UTF-8.
+
+        The text goes on with U+FFFD in their place, so the schema checks see valid text and
+        this is the one problem reported.
+        """
+        if text.isascii() or not _SURROGATE.search(text):
+            return text
+        line, col = _mark(node)
+        self._problem(line, col, path, "text contains a lone surrogate (\\uD800-\\uDFFF escape), not a character")
+        return _SURROGATE.sub("\ufffd", text)
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -116,39 +167,53 @@ class _Builder:
             line, col = _mark(key_node)
             key = _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
-                self._problem(line, col, path, "mapping keys must be strings")
+                self._problem(line, col, _key_path(path, key_node), "mapping keys must be strings")
                 continue
             if key in result:
                 self._problem(line, col, (*path, key), f"duplicate key '{key}'")
                 continue
             if key == "<<":
-                self._problem(line, col, path, "YAML merge keys (<<) are not supported: write the fields out")
+                self._problem(line, col, (*path, key), "YAML merge keys (<<) are not supported: write the fields out")
                 continue
+            key = self._without_surrogates(key, key_node, (*path, key))
             self.doc.keys[(*path, key)] = (line, col)
             result[key] = self.build(value_node, (*path, key))
         return result
 
     def _problem(self, line: int, col: int, path: Path, message: str) -> None:
-        self.doc.problems.append(Problem(self.source, line, col, format_path(path), message))
+        field = _SURROGATE.sub("\ufffd", format_path(path))  # a key may hold one (see _without_surrogates)
+        self.doc.problems.append(Problem(self.source, line, col, field, message))
+
+
+def _key_path(path: Path, key_node: yaml.Node) -> Path:
+    """Where a key that is not a string sits: its text (`1`, `null`, `true`), or `[...]` / `{...}`."""
+    if isinstance(key_node, yaml.ScalarNode):
+        return (*path, key_node.value or "null")
+    return (*path, "[...]" if isinstance(key_node, yaml.SequenceNode) else "{...}")
 
 
 def format_path(path: Path) -> str:
     """Render a path as `listeners[0].routes[1].match`."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        name = part if part != "" else '""'  # an empty key, e.g. `"": x`
+        out += f"[{part}]" if isinstance(part, int) else (f".{name}" if out else str(name))
     return out
 
 
 def read_yaml(text: str, source: str) -> Located:
     """Parse one YAML document; syntax errors, duplicate keys, merge keys and alias bombs become problems."""
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        nodes = list(yaml.compose_all(text, Loader=_DepthLimitedLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         reason = exc.problem or exc.context or "invalid YAML"
         return Located(value=None, problems=[Problem(source, line, col, "", f"YAML syntax error: {reason}")])
+    except yaml.reader.ReaderError as exc:
+        return Located(value=None, problems=[_unprintable(text, exc, source)])
+    except _TooLarge as exc:
+        return Located(value=None, problems=[Problem(source, *exc.mark, "", exc.reason)])
     if len(nodes) > 1:
         line, col = _mark(nodes[1])
         return Located(value=None, problems=[Problem(source, line, col, "", "only one YAML document per file")])
@@ -158,6 +223,16 @@ def read_yaml(text: str, source: str) -> Located:
     try:
         builder.doc.value = builder.build(nodes[0], ())
     except _TooLarge as exc:
-        line, col = _mark(exc.node)
-        return Located(value=None, problems=[Problem(source, line, col, "", exc.reason)])
+        return Located(value=None, problems=[Problem(source, *exc.mark, "", exc.reason)])
     return builder.doc
+
+
+def _unprintable(text: str, exc: yaml.reader.ReaderError, source: str) -> Problem:
+    """PyYAML refuses control characters (NUL, ESC, ...) anywhere in a file, even in comments."""
+    breaks = list(_LINE_BREAK.finditer(text, 0, exc.position))
+    line_start = breaks[-1].end() if breaks else 0
+    message = (
+        f"YAML syntax error: character U+{exc.character:04X} is not allowed in a YAML file "
+        "(in a double-quoted string, write it as an escape such as \\t or \\x01)"
+    )
+    return Problem(source, len(breaks) + 1, exc.position - line_start + 1, "", message)

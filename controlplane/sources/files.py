@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from controlplane.dsl.loader import MAX_FILE_BYTES
+from controlplane.dsl.loader import MAX_FILE_BYTES, not_utf8
 from controlplane.sources.inotify import Inotify, open_inotify
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,15 @@ class FileSource:
         texts: list[tuple[str, str]] = []
         unreadable: list[tuple[str, str]] = []
         for path in self.files():
+            data = b""
             try:
                 data = Path(path).read_bytes()
                 if len(data) > MAX_FILE_BYTES:
                     raise OSError(f"file is larger than {MAX_FILE_BYTES} bytes")
                 texts.append((path, data.decode("utf-8")))
-            except (OSError, UnicodeDecodeError) as exc:
+            except UnicodeDecodeError as exc:
+                unreadable.append((path, not_utf8(data, exc)))
+            except OSError as exc:
                 unreadable.append((path, str(exc)))
         return FileInputs(tuple(texts), tuple(unreadable))
 
