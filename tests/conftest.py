@@ -11,6 +11,13 @@ from controlplane.envoy_binary import find_envoy as find_envoy_binary
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The Kubernetes tests run last: `make test` builds their API server in the background
+    meanwhile (a cold build takes minutes; the other tests need none of it)."""
+    kube = ROOT / "tests" / "kube"
+    items.sort(key=lambda item: kube in Path(item.path).parents)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--update-golden",

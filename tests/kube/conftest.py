@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.kube.apiserver import ApiServer, binaries
+from tests.kube.background import wait_for_background_build
 
 MISSING = (
     "kube-apiserver is not built: run `python3 tests/kube/build.py` (make test does; it needs a Debian "
@@ -23,12 +24,16 @@ _skipped: list[str] = []
 
 def require_binaries() -> Path:
     found = binaries()
+    if found is None:
+        failure = wait_for_background_build()
+        found = binaries()
     if found is not None:
         return found
+    reason = f"{MISSING}; {failure}" if failure else MISSING
     if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and {MISSING}", pytrace=False)
-    _skipped.append(MISSING)
-    pytest.skip(MISSING)
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    _skipped.append(reason)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -44,4 +49,4 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _skipped:
         terminalreporter.section("Kubernetes tests SKIPPED", sep="!", red=True, bold=True)
-        terminalreporter.write_line(f"{len(_skipped)} tests did not run: {MISSING}", red=True)
+        terminalreporter.write_line(f"{len(_skipped)} tests did not run: {_skipped[-1]}", red=True)
