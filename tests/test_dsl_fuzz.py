@@ -158,6 +158,7 @@ FOUND = [
     pytest.param("\r0", id="carriage-return-line-break"),  # lines counted as YAML counts them
     pytest.param("[]:", id="sequence-as-key"),  # a problem without a field path
     pytest.param("1: a", id="number-as-key"),
+    pytest.param("09", id="leading-zero-scalar"),  # a false "too many digits" of a first fix (campaign)
     pytest.param(_ROUTE % ("timeout: " + "9" * 400 + "s"), id="duration-overflows-float"),  # OverflowError
     pytest.param(_ROUTE % "timeout: 99999999999999h", id="duration-beyond-protobuf"),  # render crashed
     pytest.param(_ROUTE % "rate_limit: {requests: 4294967296, per: 1s}", id="uint32-overflow"),  # ValueError

@@ -17,6 +17,10 @@ from controlplane.dsl.yamltext import format_path, read_yaml
         pytest.param("False", False, id="false"),
         pytest.param("1:30", "1:30", id="no-base-60"),
         pytest.param("010", 10, id="leading-zero-is-decimal"),
+        pytest.param("09", 9, id="leading-zero-not-octal"),  # PyYAML's YAML 1.1 left it a string
+        pytest.param("1e3", 1000.0, id="exponent-without-dot"),  # likewise
+        pytest.param("!!str 09", "09", id="explicit-string-tag"),
+        pytest.param("!!int 5", 5, id="explicit-int-tag"),
         pytest.param("0x1f", 31, id="hex"),
         pytest.param("1.5", 1.5, id="float"),
         pytest.param("~", None, id="null"),

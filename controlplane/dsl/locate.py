@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from controlplane.dsl.schema_common import AT_KEY
+from controlplane.dsl.types import describe
 from controlplane.dsl.yamltext import Located, Path, format_path
 from controlplane.errors import Problem
 
@@ -40,12 +41,12 @@ def _message(error: ErrorDetails, root: type[BaseModel], loc: Path) -> str:
     if kind == "literal_error":
         return _literal_message(error)
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"expected a mapping (got {_describe(error.get('input'))})"
+        return f"expected a mapping (got {describe(error.get('input'))})"
     message = error["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
     if kind.endswith("_type") and "input" in error:
-        message += f" (got {_describe(error['input'])})"
+        message += f" (got {describe(error['input'])})"
     return message
 
 
@@ -55,11 +56,16 @@ def _literal_message(error: ErrorDetails) -> str:
     options = re.findall(r"'([^']*)'", expected) or [o.strip() for o in re.split(r",| or ", expected) if o.strip()]
     options = [{"True": "true", "False": "false"}.get(o, o) for o in options]
     value = error.get("input")
+    if not isinstance(value, str | bool | int | float):
+        return f"expected {_listed(options)} (got {describe(value)})"
     shown = "true" if value is True else "false" if value is False else repr(value)
     close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6) if isinstance(value, str) else []
     hint = f" (did you mean '{close[0]}'?)" if close else ""
-    listed = options[0] if len(options) == 1 else "one of: " + ", ".join(options)
-    return f"invalid value {shown}; expected {listed}{hint}"
+    return f"invalid value {shown}; expected {_listed(options)}{hint}"
+
+
+def _listed(options: list[str]) -> str:
+    return options[0] if len(options) == 1 else "one of: " + ", ".join(options)
 
 
 def _unknown_field(root: type[BaseModel], loc: Path) -> str:
@@ -105,17 +111,3 @@ def _item_type(annotation: Any) -> Any:
     """The element type of list[X] or the value type of dict[K, X]."""
     args = typing.get_args(annotation)
     return args[-1] if args else None
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f"the string {value[:40]!r}" + ("..." if len(value) > 40 else "")
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return "null" if value is None else type(value).__name__

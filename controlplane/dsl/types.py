@@ -105,7 +105,9 @@ def check_ordinary_header(value: str) -> str:
 
 def check_cookie_name(value: Any) -> str:
     """A cookie name, kept as written: cookie names are case-sensitive (RFC 6265 tokens)."""
-    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+    if not isinstance(value, str):
+        raise ValueError(f"expected a cookie name (got {describe(value)})")
+    if not _TOKEN.fullmatch(value):
         raise ValueError(f"invalid cookie name {value!r}: use letters, digits and !#$%&'*+-.^_`|~ (an RFC 6265 token)")
     return value
 
@@ -113,7 +115,8 @@ def check_cookie_name(value: Any) -> str:
 def check_header_value(value: Any) -> str:
     """A header value: a string without control characters (CR/LF would split headers), bounded."""
     if not isinstance(value, str):
-        hint = f' (quote it: "{value}")' if isinstance(value, int | float) else ""
+        shown = str(value).lower() if isinstance(value, bool) else value  # as written in YAML
+        hint = f' (quote it: "{shown}")' if isinstance(value, int | float) else ""
         raise ValueError(f"header value must be a string{hint}")
     if _CONTROL.search(value):
         raise ValueError("header value contains a control character")
@@ -135,7 +138,9 @@ def check_query_name(value: Any) -> str:
 
 def check_method_token(value: Any) -> str:
     """A method name for CORS: any RFC 9110 token (custom methods included), so never CR/LF."""
-    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+    if not isinstance(value, str):
+        raise ValueError(f"expected a method such as GET (got {describe(value)})")
+    if not _TOKEN.fullmatch(value):
         raise ValueError(f"invalid method {value!r}: a method is a token such as GET or PURGE")
     return value
 
@@ -234,7 +239,9 @@ def check_origin(value: Any) -> str:
 
 def check_method(value: Any) -> str:
     """An HTTP method name (upper case)."""
-    if not isinstance(value, str) or value not in _METHODS:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an HTTP method such as GET (got {describe(value)})")
+    if value not in _METHODS:
         raise ValueError(f"unknown HTTP method {value!r}; expected one of {', '.join(_METHODS)}")
     return value
 
@@ -283,7 +290,11 @@ def _is_ipv6(text: str) -> bool:
 def parse_socket_address(value: Any) -> tuple[str, int]:
     """`1.2.3.4:80` or `[::1]:80` -> (host, port). Endpoints are IP addresses, not host names."""
     if not isinstance(value, str) or ":" not in value:
-        raise ValueError(f"expected HOST:PORT, got {value!r}")
+        raise ValueError(
+            f"expected HOST:PORT, got {value!r}"
+            if isinstance(value, str)
+            else f"expected HOST:PORT (got {describe(value)})"
+        )
     host, _, port_text = value.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -301,11 +312,26 @@ def parse_socket_address(value: Any) -> tuple[str, int]:
 def check_ip(value: Any) -> str:
     """A listener bind address: an IPv4 or IPv6 address, written as text."""
     if not isinstance(value, str):
-        raise ValueError(f"expected an IP address such as 0.0.0.0 or ::, got {value!r}")
+        raise ValueError(f"expected an IP address such as 0.0.0.0 or :: (got {describe(value)})")
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise ValueError(f"{value!r} is not an IP address") from None
+
+
+def describe(value: Any) -> str:
+    """A YAML value in words, for messages: `null`, `a list`, `the number 5`, `the string 'x'`."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {_short(value)!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "null" if value is None else type(value).__name__
 
 
 def _short(text: str) -> str:

@@ -8,6 +8,7 @@ Duplicate mapping keys, which PyYAML silently merges, are reported as problems.
 from __future__ import annotations
 
 import re
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,9 @@ MAX_DEPTH = 64
 Checked while composing too: PyYAML composes recursively, and without the check a few hundred
 `[` would exhaust Python's stack before the document is ever looked at.
 """
+_STR = "tag:yaml.org,2002:str"
+_PLAIN = "tag:controlplane,plain"
+"""Tag of a plain scalar without an explicit tag, resolved by `_scalar` (YAML 1.2 core schema)."""
 MAX_NUMBER_DIGITS = 100
 """Longest integer read as a number; longer ones are refused. No field takes more than 20 digits,
 and Python refuses to convert more than 4300 (a ValueError that would escape the loader)."""
@@ -75,7 +79,7 @@ class Located:
 def _scalar(node: yaml.ScalarNode) -> Any:
     """Resolve a plain scalar by the YAML 1.2 core schema; quoted scalars stay strings."""
     text = node.value
-    if node.style in ("'", '"', "|", ">") or node.tag == "tag:yaml.org,2002:str":
+    if node.style in ("'", '"', "|", ">") or node.tag == _STR:  # quoted, or tagged `!!str 5`
         return text
     if text in _NULL:
         return None
@@ -88,6 +92,13 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     if _FLOAT.match(text) and any(c.isdigit() for c in text):
         return float(text)
     return text
+
+
+def _too_many_digits(node: yaml.ScalarNode) -> bool:
+    """A plain integer that `_scalar` left as text because it is longer than MAX_NUMBER_DIGITS."""
+    text = node.value
+    plain = node.style is None and node.tag != _STR
+    return plain and _INT.match(text) is not None and len(text.lstrip("+-")) > MAX_NUMBER_DIGITS
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
@@ -114,6 +125,16 @@ class _DepthLimitedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.depth = 0
+
+    def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
+        """Untagged plain scalars get `_PLAIN`, so `_scalar` resolves them by YAML 1.2, not PyYAML's 1.1.
+
+        PyYAML would tag `09` and `1e3` as strings (they are not YAML 1.1 numbers) while `010` is
+        an integer; YAML 1.2's core schema reads all three as numbers.
+        """
+        if kind is yaml.ScalarNode and implicit[0]:
+            return _PLAIN
+        return typing.cast(str, super().resolve(kind, value, implicit))  # type: ignore[no-untyped-call]
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self.depth += 1
@@ -145,7 +166,7 @@ class _Builder:
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         assert isinstance(node, yaml.ScalarNode)
         value = _scalar(node)
-        if isinstance(value, str) and node.style is None and _INT.match(value):  # too long for a number
+        if isinstance(value, str) and _too_many_digits(node):
             self._problem(*_mark(node), path, f"a number may have at most {MAX_NUMBER_DIGITS} digits")
         return self._without_surrogates(value, node, path) if isinstance(value, str) else value
 
