@@ -70,7 +70,7 @@ def parse_xds_addresses(text: str) -> tuple[tuple[str, int], ...]:
         host = host.strip("[]")
         if not (is_ip(host) or is_dns_name(host)):
             raise ValueError(f"{host!r} is neither an IP address nor a DNS name")
-        if not port.isdigit() or not 1 <= int(port) <= 65535:
+        if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:  # isdigit() alone takes "²"
             raise ValueError(f"invalid port in {item!r}")
         result.append((host, int(port)))
     if not result:

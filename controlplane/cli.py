@@ -353,7 +353,7 @@ def _bootstrap(args: argparse.Namespace) -> int:
 def _register(args: argparse.Namespace) -> int:
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     host, _, port = args.address.rpartition(":")
-    if not port.isdigit():
+    if not (port.isascii() and port.isdigit()):
         print(f"controlplane register: --address {args.address!r} is not HOST:PORT", file=sys.stderr)
         return 2
     metadata = tuple((key, value) for key, _, value in (item.partition("=") for item in args.metadata))

@@ -44,7 +44,7 @@ max_heap = from_parser(parse_max_heap)
 
 def count(text: str) -> int:
     """A whole number of at least 0, for limits where 0 means "none"."""
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # isdigit() alone takes "²", which int() refuses
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
     return int(text)
 

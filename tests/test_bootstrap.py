@@ -110,6 +110,7 @@ def test_envoy_accepts_the_bootstrap(
         "10.0.0.300:18000",
         "cp 1:18000",
         f"{'a' * 64}.svc:18000",
+        "127.0.0.1:1\u00b2",  # a superscript two: str.isdigit() says yes, int() says no
     ],
 )
 def test_bad_xds_addresses(text: str) -> None:
@@ -280,6 +281,7 @@ def test_the_admin_interface_is_outside_the_connection_cap(capsys: pytest.Captur
         pytest.param(["--max-heap", "16Mi"], "below 64Mi", id="too-small"),
         pytest.param(["--max-connections", "-5"], "whole number", id="negative-connections"),
         pytest.param(["--max-connections", "1e4"], "whole number", id="float-connections"),
+        pytest.param(["--max-connections", "1\u00b2"], "whole number", id="superscript-connections"),
     ],
 )
 def test_bad_overload_flags_are_refused(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

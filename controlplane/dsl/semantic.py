@@ -200,7 +200,7 @@ def _domain_problem(domain: str) -> str | None:
     if _DOMAIN.fullmatch(domain.lower()):
         return None
     host, _, port = domain.rpartition(":")
-    if port.isdigit() and _DOMAIN.fullmatch(host.lower()):
+    if port.isascii() and port.isdigit() and _DOMAIN.fullmatch(host.lower()):
         return f"domain {domain!r} has a port: write {host!r} (ports in the Host header are ignored when matching)"
     return (
         f"invalid domain {domain!r}: use a host name such as example.com, optionally with one leading or trailing '*'"
