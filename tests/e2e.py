@@ -11,6 +11,7 @@ import http.client
 import itertools
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -31,10 +32,39 @@ from tests.conftest import ROOT, find_envoy
 _base_ids = itertools.count(os.getpid() % 10_000 * 10)
 
 
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections' local ports."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text(encoding="utf-8").split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+EPHEMERAL_LOW = _ephemeral_low()
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now on 127.0.0.1, below the ephemeral range, never handed out twice.
+
+    Binding port 0 picks from the ephemeral range, where every connect() also takes its local
+    port: between picking and binding, an outgoing connection could take it (seen: an Envoy
+    listener NACKed with "Address already in use").
+    """
+    low = max(1024, EPHEMERAL_LOW - 20_000)
+    for _ in range(1_000):
+        port = random.randrange(low, EPHEMERAL_LOW) if EPHEMERAL_LOW - low > 1_000 else 0
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = int(s.getsockname()[1])
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port on 127.0.0.1 below {EPHEMERAL_LOW}")
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition", every: float = 0.02) -> Any:
