@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from envoy.config.core.v3 import base_pb2, health_check_pb2
+from envoy.config.core.v3 import health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 
 from controlplane.model import Endpoint, Service
-from controlplane.translate.common import socket_address, uint32
 
 REGISTRY_METADATA = "controlplane.registry"
 
 
 def cluster_load_assignment(service: Service) -> endpoint_pb2.ClusterLoadAssignment:
-    """The endpoints of `service`; an empty assignment is valid and lets a cluster finish warming."""
-    return endpoint_pb2.ClusterLoadAssignment(
-        cluster_name=service.name,
-        endpoints=[locality_lb_endpoints(group) for group in _groups(service.endpoints)],
-    )
+    """The endpoints of `service`; an empty assignment is valid and lets a cluster finish warming.
+
+    Filled in place (`add()` and field assignment) rather than from nested constructors: each
+    constructor argument is a message copied into its parent, and at 100,000 endpoints the copies
+    were half of the EDS translation time.
+    """
+    result = endpoint_pb2.ClusterLoadAssignment(cluster_name=service.name)
+    for group in _groups(service.endpoints):
+        fill_locality(result.endpoints.add(), group)
+    return result
 
 
 def _groups(endpoints: tuple[Endpoint, ...]) -> list[list[Endpoint]]:
@@ -32,29 +36,27 @@ def _group_key(endpoint: Endpoint) -> tuple[int, str, str]:
     return (endpoint.priority, endpoint.region, endpoint.zone)
 
 
-def locality_lb_endpoints(group: list[Endpoint]) -> endpoint_components_pb2.LocalityLbEndpoints:
+def fill_locality(target: endpoint_components_pb2.LocalityLbEndpoints, group: list[Endpoint]) -> None:
     """One locality at one priority."""
     first = group[0]
-    locality = base_pb2.Locality(region=first.region, zone=first.zone)
-    return endpoint_components_pb2.LocalityLbEndpoints(
-        locality=locality if (first.region or first.zone) else None,
-        priority=first.priority,
-        lb_endpoints=[lb_endpoint(e) for e in group],
-    )
+    if first.region or first.zone:
+        target.locality.region, target.locality.zone = first.region, first.zone
+    target.priority = first.priority
+    for endpoint in group:
+        fill_lb_endpoint(target.lb_endpoints.add(), endpoint)
 
 
-def lb_endpoint(endpoint: Endpoint) -> endpoint_components_pb2.LbEndpoint:
+def fill_lb_endpoint(target: endpoint_components_pb2.LbEndpoint, endpoint: Endpoint) -> None:
     """One endpoint; the weight is written only when it differs from Envoy's default of 1.
 
     A draining endpoint is sent as DRAINING: Envoy finishes its requests and sends it no new
     ones. Registry labels go to the endpoint's metadata under `controlplane.registry`.
     """
-    result = endpoint_components_pb2.LbEndpoint(
-        endpoint=endpoint_components_pb2.Endpoint(address=socket_address(endpoint.host, endpoint.port)),
-        load_balancing_weight=uint32(endpoint.weight) if endpoint.weight != 1 else None,
-    )
+    address = target.endpoint.address.socket_address
+    address.address, address.port_value = endpoint.host, endpoint.port
+    if endpoint.weight != 1:
+        target.load_balancing_weight.value = endpoint.weight
     if endpoint.draining:
-        result.health_status = health_check_pb2.HealthStatus.DRAINING
+        target.health_status = health_check_pb2.HealthStatus.DRAINING
     if endpoint.metadata:
-        result.metadata.filter_metadata[REGISTRY_METADATA].update(dict(endpoint.metadata))
-    return result
+        target.metadata.filter_metadata[REGISTRY_METADATA].update(dict(endpoint.metadata))
