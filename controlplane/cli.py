@@ -149,29 +149,20 @@ def _add_serve_command(commands: Any) -> None:
     serve.set_defaults(handler=_serve)
 
 
+LIMIT_FLAGS = {
+    "streams_per_peer": "open RPCs per client IP address on the xDS port",
+    "streams": "open RPCs on the xDS port",
+    "connections": "open connections to the xDS port",
+    "names_per_stream": "resource names one xDS stream may subscribe to",
+}
+"""Fields of xds.limits.Limits, each set by `--max-<field>` (underscores as dashes)."""
+
+
 def _add_limit_arguments(serve: argparse.ArgumentParser) -> None:
-    limits = Limits()
-    serve.add_argument(
-        "--max-streams-per-peer",
-        type=cli_types.positive,
-        default=limits.streams_per_peer,
-        help="open RPCs per client IP address on the xDS port",
-    )
-    serve.add_argument(
-        "--max-streams", type=cli_types.positive, default=limits.streams, help="open RPCs on the xDS port"
-    )
-    serve.add_argument(
-        "--max-connections",
-        type=cli_types.positive,
-        default=limits.connections,
-        help="open connections to the xDS port",
-    )
-    serve.add_argument(
-        "--max-names-per-stream",
-        type=cli_types.positive,
-        default=limits.names_per_stream,
-        help="resource names one xDS stream may subscribe to",
-    )
+    defaults = Limits()
+    for field, text in LIMIT_FLAGS.items():
+        flag = "--max-" + field.replace("_", "-")
+        serve.add_argument(flag, type=cli_types.positive, default=getattr(defaults, field), help=text)
 
 
 def _add_tls_arguments(serve: argparse.ArgumentParser) -> None:
@@ -301,12 +292,7 @@ def _serve_options(args: argparse.Namespace) -> ServeOptions:
         state_dir=args.state_dir,
         admin_token=args.admin_token_file.read_text(encoding="utf-8").strip() if args.admin_token_file else None,
         kubernetes=_kubernetes_options(args),
-        limits=Limits(
-            streams_per_peer=args.max_streams_per_peer,
-            streams=args.max_streams,
-            connections=args.max_connections,
-            names_per_stream=args.max_names_per_stream,
-        ),
+        limits=Limits(**{field: getattr(args, f"max_{field}") for field in LIMIT_FLAGS}),
         tls=tls_files(args.tls_cert, args.tls_key, args.client_ca),
         insecure=args.insecure,
         node_authorization=rules,

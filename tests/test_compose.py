@@ -20,9 +20,9 @@ import yaml
 
 from controlplane.dsl import load_files
 from controlplane.errors import ConfigError
-from controlplane.tls import plaintext_refusal
 from tests.conftest import ROOT
 from tests.envoy_tools import envoy_major_minor, validate_file
+from tests.serve_args import flag, plaintext_refused
 
 Compose = dict[str, Any]
 UPSTREAM_SCRIPT = "/demo/upstream.py"
@@ -33,11 +33,6 @@ def shipped() -> Compose:
     """compose.yaml as data; through JSON so that YAML aliases become copies, changed one at a time."""
     data: Compose = json.loads(json.dumps(yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))))
     return data
-
-
-def flag(command: list[str], name: str) -> str:
-    """The value after `name` in a command, or ""."""
-    return command[command.index(name) + 1] if name in command[:-1] else ""
 
 
 def port_of(address: str) -> int:
@@ -242,9 +237,8 @@ def plaintext_problems(compose: Compose) -> list[str]:
     problems = []
     for name, service in of_role(compose, "controlplane").items():
         command = service["command"]
-        address = flag(command, "--xds-address") or "127.0.0.1:18000"
-        tls = all(f in command for f in ("--tls-cert", "--tls-key", "--client-ca"))
-        if not tls and plaintext_refusal(address, "--insecure" in command):
+        if plaintext_refused(command):
+            address = flag(command, "--xds-address")
             problems.append(f"{name}: plaintext xDS on {address} without --insecure: serve refuses to start")
     return problems
 

@@ -19,9 +19,9 @@ import yaml
 
 from controlplane.cli import main
 from controlplane.overload import DEFAULT_MAX_HEAP_BYTES, parse_max_heap
-from controlplane.tls import plaintext_refusal
 from tests.conftest import ROOT
 from tests.envoy_tools import envoy_major_minor, validate_file
+from tests.serve_args import flag, plaintext_refused
 
 FOLDER = ROOT / "deploy" / "kubernetes"
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
@@ -71,10 +71,6 @@ def runs(container: Doc, command: str) -> bool:
 def deployment_running(docs: list[Doc], command: str) -> Doc:
     (found,) = [d for d in find(docs, "Deployment") if any(runs(c, command) for c in containers(d))]
     return found
-
-
-def flag(args: list[str], name: str) -> str:
-    return args[args.index(name) + 1] if name in args[:-1] else ""
 
 
 def port_of(address: str) -> int:
@@ -352,9 +348,8 @@ def plaintext_problems(manifests: Manifests) -> list[str]:
     problems = []
     for container in containers(deployment_running(listed(manifests), "serve"), init=False):
         args = container.get("args", [])
-        address = flag(args, "--xds-address") or "127.0.0.1:18000"
-        tls = all(f in args for f in ("--tls-cert", "--tls-key", "--client-ca"))
-        if runs(container, "serve") and not tls and plaintext_refusal(address, "--insecure" in args):
+        if runs(container, "serve") and plaintext_refused(args):
+            address = flag(args, "--xds-address")
             problems.append(f"{container['name']}: plaintext xDS on {address} without --insecure: serve refuses")
     return problems
 
