@@ -4,7 +4,8 @@ The route file has 10 services x 10 endpoints; each edit removes or restores one
 (so only EDS changes). The clock starts before the file is written and stops at the last
 Envoy's ACK as stamped by the control plane (same wall clock); the file watch (inotify) and the
 10 ms debounce are included. Floor: the same N Envoys on a bare ADS server that pushes the same
-EDS response, serialized in advance, and stamps the ACKs the same way.
+EDS response (the changed ClusterLoadAssignment only, as the control plane sends it),
+serialized in advance, and stamps the ACKs the same way.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def floor(sizes: Sizes, envoys: int) -> list[float]:
     """The same change pushed pre-serialized by the bare server: push -> all ACK (ms)."""
     port = free_port()
     states = [snapshot(t) for t in texts(port)]
-    prepared = [response_bytes(s, ENDPOINT_TYPE) for s in states]
+    prepared = [response_bytes(s, ENDPOINT_TYPE, held=states[1 - n]) for n, s in enumerate(states)]
     versions = [s.get(ENDPOINT_TYPE).version for s in states]
     server = FloorServer(responses(states[0])).start()
     tmp = Path(tempfile.mkdtemp(prefix="bench-s1-floor-"))

@@ -24,10 +24,16 @@ from controlplane.translate import TYPE_ORDER
 METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 
 
-def response_bytes(snapshot: Snapshot, type_url: str) -> bytes:
-    """A serialized DiscoveryResponse holding every resource of `type_url` (nonce = version)."""
+def response_bytes(snapshot: Snapshot, type_url: str, held: Snapshot | None = None) -> bytes:
+    """A serialized DiscoveryResponse of `type_url` (nonce = version): every resource, or only
+    those that differ from `held` (what the control plane sends for endpoints and routes)."""
     types = snapshot.get(type_url)
-    resources = [any_pb2.Any(type_url=type_url, value=r.serialized) for r in types.resources.values()]
+    before = held.get(type_url).resources if held is not None else {}
+    resources = [
+        any_pb2.Any(type_url=type_url, value=r.serialized)
+        for n, r in sorted(types.resources.items())
+        if (old := before.get(n)) is None or old.version != r.version
+    ]
     response = discovery_pb2.DiscoveryResponse(
         version_info=types.version, type_url=type_url, nonce=types.version, resources=resources
     )

@@ -6,7 +6,10 @@ Rules enforced here, from the xDS protocol spec ("ACK/NACK and resource type ins
 - a request answering the last nonce is an ACK, or a NACK when error_detail is set;
 - a NACKed version is never sent again; the next different version is;
 - nothing is sent when the client already has the version (including on reconnect, where the
-  first request's version_info says what the client holds).
+  first request's version_info says what the client holds);
+- Listener and Cluster responses carry every resource; endpoints and routes only those the
+  client does not hold in that version ("Grouping resources into responses"), so one changed
+  ClusterLoadAssignment among many costs Envoy one cluster update, not one per cluster.
 """
 
 from __future__ import annotations
@@ -49,8 +52,8 @@ class SotwState:
     rejected: set[str] = field(default_factory=set)
     last_nack: Nack | None = None
     started: bool = False
-    resend_due: bool = False
-    """Send the current resources again even if the client holds their version."""
+    resend_names: set[str] = field(default_factory=set)
+    """Send these again on the next response even if the client holds their version."""
 
     def on_request(self, request: discovery_pb2.DiscoveryRequest, now: float) -> str:
         """Apply a request; returns "stale", "ack", "nack" or "request"."""
@@ -89,7 +92,12 @@ class SotwState:
         # Interned: the same strings as the snapshot's names, not a copy per stream.
         names = frozenset(sys.intern(n) for n in request.resource_names)
         self.wildcard = self.type_url in WILDCARD_TYPES and (not names or "*" in names)
-        self.names = names - {"*"} if "*" in names else names
+        names = names - {"*"} if "*" in names else names
+        if self.started and not self.wildcard:
+            # A name dropped and asked for again (a cluster removed, then added back) is a new
+            # watch in Envoy: it holds nothing for it, whatever was sent before.
+            self.resend_names |= (self.names - names) & self.sent.keys()
+        self.names = names
 
     def sent_before(self, name: str) -> Resource | None:
         """The latest version of `name` sent on this stream that the client may hold.
@@ -107,17 +115,19 @@ class SotwState:
         return {n: available[n] for n in self.names if n in available}
 
     def resend(self, names: Iterable[str]) -> None:
-        """Send again on the next response if the client holds any of `names` (a re-created cluster needs them)."""
-        self.resend_due = self.resend_due or any(n in self.sent for n in names)
+        """Send again on the next response those of `names` the client holds (a re-created cluster needs them)."""
+        self.resend_names.update(n for n in names if n in self.sent)
 
     def respond(self, desired: Mapping[str, Resource], nonce: str) -> discovery_pb2.DiscoveryResponse | None:
         """A response carrying `desired`, or None when the client has it or rejected it."""
         if not desired and not self.wildcard and not self.sent:
             return None  # names that do not exist yet: remembered, sent when they appear
         version = resources_version(desired)
-        if version in self.rejected or (version == self.sent_version and not self.resend_due):
+        resend = self.resend_names & desired.keys()
+        if version in self.rejected or (version == self.sent_version and not resend):
             return None
-        self.resend_due = False
+        carried = self._carried(desired, resend)
+        self.resend_names = set()
         dropped = self.sent.keys() - desired.keys()
         if dropped:
             self.older.update((n, self.sent[n]) for n in dropped)
@@ -128,5 +138,18 @@ class SotwState:
             version_info=version,
             type_url=self.type_url,
             nonce=nonce,
-            resources=[any_pb2.Any(type_url=self.type_url, value=desired[n].serialized) for n in sorted(desired)],
+            resources=[any_pb2.Any(type_url=self.type_url, value=desired[n].serialized) for n in carried],
+        )
+
+    def _carried(self, desired: Mapping[str, Resource], resend: AbstractSet[str]) -> list[str]:
+        """Names the response carries, sorted: all for Listeners and Clusters, else what the client lacks.
+
+        `sent` is what the client holds now: the last response it accepted, or the one before a
+        NACK; names it unsubscribed since are in `resend_names`, so they count as not held.
+        """
+        if self.type_url in WILDCARD_TYPES:
+            return sorted(desired)
+        held = self.sent
+        return sorted(
+            n for n, r in desired.items() if n in resend or (old := held.get(n)) is None or old.version != r.version
         )
