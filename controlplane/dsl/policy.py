@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -39,7 +40,7 @@ class AddressPolicy:
 
     def refusal(self, host: str, port: int) -> str | None:
         """Why `host:port` may not be an endpoint, or None when it may."""
-        ip = ipaddress.ip_address(host)
+        ip = _ip_address(host)
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped  # ::ffff:169.254.169.254 is 169.254.169.254 on the wire
             host = f"{ip} (IPv4-mapped)"
@@ -54,3 +55,9 @@ class AddressPolicy:
         if self.allowed and not any(ip.version == n.version and ip in n for n in self.allowed):
             return f"{host} is outside the allowed networks ({', '.join(map(str, self.allowed))})"
         return None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _ip_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Parsed once per host: every endpoint of a large file is checked against the policy."""
+    return ipaddress.ip_address(host)

@@ -287,6 +287,12 @@ def _is_ipv6(text: str) -> bool:
     return True
 
 
+_IPV4 = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
+"""A dotted-quad IPv4 address in canonical form (no leading zeros), as ipaddress would print it."""
+
+
 def parse_socket_address(value: Any) -> tuple[str, int]:
     """`1.2.3.4:80` or `[::1]:80` -> (host, port). Endpoints are IP addresses, not host names."""
     if not isinstance(value, str) or ":" not in value:
@@ -296,6 +302,8 @@ def parse_socket_address(value: Any) -> tuple[str, int]:
             else f"expected HOST:PORT (got {describe(value)})"
         )
     host, _, port_text = value.rpartition(":")
+    if _IPV4.fullmatch(host) and _PORT.fullmatch(port_text) and 1 <= int(port_text) <= 65535:
+        return host, int(port_text)  # the common case, already canonical: ipaddress is slow
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:
