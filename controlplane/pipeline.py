@@ -37,6 +37,10 @@ class Debounce:
     Pushes also draw from a token bucket (`burst` tokens, one back every `min_interval`): a few
     edits go out at once, while sustained churn (an endpoint change every few milliseconds)
     becomes at most one push per `min_interval`, so Envoys apply far fewer updates than changes.
+
+    The quiet wait is for files, which an editor may write in two steps. Registry and Kubernetes
+    endpoint changes arrive whole: after `max_delay` without a push the first one goes out at
+    once, and only the ones that follow it closely are gathered.
     """
 
     quiet: float = 0.01
@@ -147,11 +151,15 @@ class Pipeline:
 
     async def run(self) -> None:
         """Apply inputs as they come, debounced, until cancelled."""
-        bucket = TokenBucket(self.debounce.burst, self.debounce.min_interval, asyncio.get_running_loop().time)
+        clock = asyncio.get_running_loop().time
+        bucket = TokenBucket(self.debounce.burst, self.debounce.min_interval, clock)
+        last_push = -float("inf")
         while True:
             await self._wake.wait()
-            await self._settle()
+            if not (self._only_endpoints_pending() and clock() - last_push >= self.debounce.max_delay):
+                await self._settle()
             await bucket.take()
+            last_push = clock()
             inputs, self._pending = self._pending, None
             discovered, self._discovered_pending = self._discovered_pending, None
             kubernetes, self._kubernetes_pending = self._kubernetes_pending, None
@@ -168,6 +176,10 @@ class Pipeline:
                 self.apply(inputs)
             elif (discovered is not None or kubernetes is not None) and self.model is not None:
                 self.publish(self.model)
+
+    def _only_endpoints_pending(self) -> bool:
+        """Whether only registry or Kubernetes state waits: whole states, never half-written."""
+        return self._pending is None and self._objects_pending is None
 
     async def _settle(self) -> None:
         """Sleep until no new inputs arrived for `quiet`, or `max_delay` passed since the first."""

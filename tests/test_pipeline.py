@@ -7,6 +7,7 @@ from pathlib import Path
 
 from controlplane.cache import SnapshotCache
 from controlplane.dsl import AddressPolicy
+from controlplane.model import Endpoint
 from controlplane.pipeline import Debounce, Pipeline
 from controlplane.sources.files import FileInputs, FileSource
 from controlplane.translate import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
@@ -148,3 +149,40 @@ def test_sustained_churn_is_limited_but_a_burst_goes_out_at_once() -> None:
     total, first_burst = asyncio.run(scenario())
     assert first_burst >= 3  # the burst allowance goes out without waiting
     assert total <= 3 + 14  # then at most one per 100ms (1.3s of churn and settling)
+
+
+REGISTRY_ROUTES = "services:\n  billing: {discovery: registry}\n"
+
+
+def _registry_publishes(changes: int, gap: float) -> list[float]:
+    """Seconds from the first registry change to each publish, with files quiet for 0.3s."""
+
+    async def scenario() -> list[float]:
+        pipeline, _ = make_pipeline(Debounce(quiet=0.3, max_delay=1.0))
+        assert pipeline.apply(inputs(REGISTRY_ROUTES))
+        loop = asyncio.get_running_loop()
+        published: list[float] = []
+        original = pipeline.publish
+        pipeline.publish = lambda model: published.append(loop.time()) or original(model)  # type: ignore[method-assign]
+        runner = asyncio.create_task(pipeline.run())
+        started = loop.time()
+        for n in range(changes):
+            pipeline.submit_discovered({"billing": (Endpoint("10.0.0.1", 8000 + n),)})
+            await asyncio.sleep(gap)
+        await asyncio.sleep(0.5)
+        runner.cancel()
+        return [t - started for t in published]
+
+    return asyncio.run(scenario())
+
+
+def test_an_endpoint_change_after_a_quiet_spell_goes_out_without_the_quiet_wait() -> None:
+    """Registry and Kubernetes states arrive whole; only files wait for an editor's second write."""
+    published = _registry_publishes(1, 0.0)
+    assert len(published) == 1 and published[0] < 0.15  # not the 0.3s quiet time
+
+
+def test_endpoint_changes_close_behind_the_first_are_gathered() -> None:
+    published = _registry_publishes(5, 0.02)
+    assert len(published) == 2  # the first at once, the four behind it in one push
+    assert published[0] < 0.15 <= 0.3 <= published[1]
