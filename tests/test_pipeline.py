@@ -186,3 +186,28 @@ def test_endpoint_changes_close_behind_the_first_are_gathered() -> None:
     published = _registry_publishes(5, 0.02)
     assert len(published) == 2  # the first at once, the four behind it in one push
     assert published[0] < 0.15 <= 0.3 <= published[1]
+
+
+def test_the_file_source_reads_a_file_once_its_writer_closes_it(tmp_path: Path) -> None:
+    """inotify wakes on close (or rename), not on every write: no half-written file is read."""
+    path = tmp_path / "routes.yaml"
+    path.write_text("services: {}\n", encoding="utf-8")
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        seen: list[str] = []
+        source = FileSource([str(path)])
+        runner = asyncio.create_task(source.run(lambda i: seen.append(i.texts[0][1])))
+        await asyncio.sleep(0.1)
+        with path.open("w", encoding="utf-8") as writer:
+            writer.write("services:\n")
+            writer.flush()
+            await asyncio.sleep(0.3)  # below the 1s safety poll
+            while_open = list(seen)
+            writer.write("  a: {endpoints: ['10.0.0.1:80']}\n")
+        await asyncio.sleep(0.1)
+        runner.cancel()
+        return while_open, seen
+
+    while_open, seen = asyncio.run(scenario())
+    assert while_open == ["services: {}\n"]
+    assert seen[-1] == "services:\n  a: {endpoints: ['10.0.0.1:80']}\n" and len(seen) == 2

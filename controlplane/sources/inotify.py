@@ -20,7 +20,10 @@ IN_CREATE = 0x100
 IN_DELETE = 0x200
 IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
-WATCH_MASK = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE
+WATCH_MASK = IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE
+"""Not IN_MODIFY nor IN_CREATE: they come while a writer still has the file open (truncated,
+half-written); a write is complete at IN_CLOSE_WRITE, or at IN_MOVED_TO when an editor renames
+its new copy into place. A writer that never closes is still seen by the safety poll."""
 
 
 class Inotify:
