@@ -172,7 +172,10 @@ def envoy_stats(envoy: Envoy, prefix: str) -> dict[str, int]:
     return found
 
 
-def wait_all(cp: ControlPlane, type_url: str, version: str, count: int, timeout: float, what: str) -> float:
-    """Wait until `count` Envoys ACK `version` of `type_url`; the time of the last ACK."""
-    result: float = wait_for(lambda: all_acked(cp, type_url, version, count), timeout, what, every=0.01)
+def wait_all(
+    cp: ControlPlane, type_url: str, version: str, count: int, timeout: float, what: str, every: float = 0.01
+) -> float:
+    """Wait until `count` Envoys ACK `version` of `type_url`; the time of the last ACK (as stamped
+    by the control plane, so `every` only sets how much the polling itself loads the machine)."""
+    result: float = wait_for(lambda: all_acked(cp, type_url, version, count), timeout, what, every=every)
     return result

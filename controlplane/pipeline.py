@@ -38,9 +38,11 @@ class Debounce:
     edits go out at once, while sustained churn (an endpoint change every few milliseconds)
     becomes at most one push per `min_interval`, so Envoys apply far fewer updates than changes.
 
-    The quiet wait is for files, which an editor may write in two steps. Registry and Kubernetes
-    endpoint changes arrive whole: after `max_delay` without a push the first one goes out at
-    once, and only the ones that follow it closely are gathered.
+    The quiet wait is for changes that may be incomplete: a config of several files, saved one
+    after the other, or a file the safety poll found (a writer may not be done). Registry and
+    Kubernetes states, and a lone route file read after its writer closed it, arrive whole:
+    after `max_delay` without a push the first one goes out at once, and only the ones that
+    follow it closely are gathered.
     """
 
     quiet: float = 0.01
@@ -156,7 +158,7 @@ class Pipeline:
         last_push = -float("inf")
         while True:
             await self._wake.wait()
-            if not (self._only_endpoints_pending() and clock() - last_push >= self.debounce.max_delay):
+            if not (self._whole_pending() and clock() - last_push >= self.debounce.max_delay):
                 await self._settle()
             await bucket.take()
             last_push = clock()
@@ -177,9 +179,10 @@ class Pipeline:
             elif (discovered is not None or kubernetes is not None) and self.model is not None:
                 self.publish(self.model)
 
-    def _only_endpoints_pending(self) -> bool:
-        """Whether only registry or Kubernetes state waits: whole states, never half-written."""
-        return self._pending is None and self._objects_pending is None
+    def _whole_pending(self) -> bool:
+        """Whether what waits is complete as it is (see Debounce): no more of it may be coming."""
+        files_whole = self._pending is None or self._pending.whole
+        return files_whole and self._objects_pending is None
 
     async def _settle(self) -> None:
         """Sleep until no new inputs arrived for `quiet`, or `max_delay` passed since the first."""

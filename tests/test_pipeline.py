@@ -193,16 +193,16 @@ def test_the_file_source_reads_a_file_once_its_writer_closes_it(tmp_path: Path) 
     path = tmp_path / "routes.yaml"
     path.write_text("services: {}\n", encoding="utf-8")
 
-    async def scenario() -> tuple[list[str], list[str]]:
-        seen: list[str] = []
+    async def scenario() -> tuple[list[str], list[FileInputs]]:
+        seen: list[FileInputs] = []
         source = FileSource([str(path)])
-        runner = asyncio.create_task(source.run(lambda i: seen.append(i.texts[0][1])))
+        runner = asyncio.create_task(source.run(seen.append))
         await asyncio.sleep(0.1)
         with path.open("w", encoding="utf-8") as writer:
             writer.write("services:\n")
             writer.flush()
             await asyncio.sleep(0.3)  # below the 1s safety poll
-            while_open = list(seen)
+            while_open = [i.texts[0][1] for i in seen]
             writer.write("  a: {endpoints: ['10.0.0.1:80']}\n")
         await asyncio.sleep(0.1)
         runner.cancel()
@@ -210,4 +210,39 @@ def test_the_file_source_reads_a_file_once_its_writer_closes_it(tmp_path: Path) 
 
     while_open, seen = asyncio.run(scenario())
     assert while_open == ["services: {}\n"]
-    assert seen[-1] == "services:\n  a: {endpoints: ['10.0.0.1:80']}\n" and len(seen) == 2
+    assert [(i.texts[0][1], i.whole) for i in seen] == [
+        ("services: {}\n", False),  # the first read, at start
+        ("services:\n  a: {endpoints: ['10.0.0.1:80']}\n", True),  # the lone file, closed: complete
+    ]
+
+
+def test_files_of_a_directory_are_never_whole_on_their_own(tmp_path: Path) -> None:
+    """Several files may be saved one after the other: the quiet wait gathers them."""
+    (tmp_path / "a.yaml").write_text("services: {}\n", encoding="utf-8")
+
+    async def scenario() -> list[FileInputs]:
+        seen: list[FileInputs] = []
+        runner = asyncio.create_task(FileSource([str(tmp_path)]).run(seen.append))
+        await asyncio.sleep(0.1)
+        (tmp_path / "b.yaml").write_text("services: {}\n", encoding="utf-8")
+        await asyncio.sleep(0.2)
+        runner.cancel()
+        return seen
+
+    assert [(len(i.texts), i.whole) for i in asyncio.run(scenario())] == [(1, False), (2, False)]
+
+
+def test_a_whole_file_after_a_quiet_spell_goes_out_without_the_quiet_wait() -> None:
+    async def scenario() -> list[float]:
+        pipeline, _ = make_pipeline(Debounce(quiet=0.3, max_delay=1.0))
+        loop = asyncio.get_running_loop()
+        applied: list[float] = []
+        pipeline.apply = lambda i: bool(applied.append(loop.time()))  # type: ignore[method-assign]
+        runner = asyncio.create_task(pipeline.run())
+        started = loop.time()
+        pipeline.submit(FileInputs(texts=(("routes.yaml", "services: {}\n"),), whole=True))
+        await asyncio.sleep(0.1)
+        runner.cancel()
+        return [t - started for t in applied]
+
+    assert len(applied := asyncio.run(scenario())) == 1 and applied[0] < 0.1

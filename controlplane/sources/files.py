@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from controlplane.dsl.loader import MAX_FILE_BYTES, not_utf8
@@ -31,6 +31,9 @@ class FileInputs:
     texts: tuple[tuple[str, str], ...]
     unreadable: tuple[tuple[str, str], ...] = ()
     """(path, reason) for files that exist in the set but could not be read."""
+    whole: bool = field(default=False, compare=False)
+    """Read just after the only watched file was closed by its writer or renamed into place: a
+    complete config, with no second file that may still be on its way (see Debounce)."""
 
 
 class FileSource:
@@ -102,27 +105,33 @@ class FileSource:
         if notify is not None:
             asyncio.get_running_loop().add_reader(notify.fd, woken.set)
         try:
+            woke = False
             while True:
-                self._emit_if_changed(emit)
-                await self._sleep(woken, notify)
+                self._emit_if_changed(emit, whole=woke and self._single_file())
+                woke = await self._sleep(woken, notify)
         finally:
             if notify is not None:
                 asyncio.get_running_loop().remove_reader(notify.fd)
                 notify.close()
 
-    def _emit_if_changed(self, emit: Callable[[FileInputs], None]) -> None:
+    def _single_file(self) -> bool:
+        return len(self.paths) == 1 and not Path(self.paths[0]).is_dir()
+
+    def _emit_if_changed(self, emit: Callable[[FileInputs], None], whole: bool) -> None:
         inputs = self.poll()
         if inputs is not None:
             log.info("route files changed: %s", ", ".join(p for p, _ in inputs.texts) or "(none)")
-            emit(inputs)
+            emit(replace(inputs, whole=whole))
 
-    async def _sleep(self, woken: asyncio.Event, notify: Inotify | None) -> None:
-        """Until inotify reports a change, or the poll interval (the safety net with inotify) passes."""
+    async def _sleep(self, woken: asyncio.Event, notify: Inotify | None) -> bool:
+        """Until inotify reports a change (True: a writer closed or renamed a file), or the poll
+        interval (the safety net with inotify) passes (False: a change may be half-written)."""
         timeout = self.interval if notify is None else max(self.interval, SAFETY_POLL)
         try:
             await asyncio.wait_for(woken.wait(), timeout)
         except TimeoutError:
-            return
+            return False
         woken.clear()
         if notify is not None:
             notify.drain()
+        return True
