@@ -206,7 +206,7 @@ class View:
     def nodes(self) -> list[dict[str, Any]]:
         result = []
         for c in self.registry.connections.values():
-            types = [asdict(s) for s in c.session.status()]
+            types = [s.as_dict() for s in c.session.status()]
             result.append(
                 {
                     "node_id": c.node_id,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from controlplane.translate import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from controlplane.xds.types import Nack, TypeStatus
 from tests.xds_harness import Client, run, running_server, services_yaml, snapshot_of
 
 
@@ -252,3 +255,13 @@ def test_a_changed_cluster_gets_its_unchanged_endpoints_again() -> None:
             await client.close()
 
     run(scenario())
+
+
+def test_type_status_as_dict_is_what_asdict_gives() -> None:
+    """The status API's cheap conversion keeps the shape `dataclasses.asdict` gave."""
+    nack = Nack("v1", "3", "bad", 13, 5.0)
+    for status in (
+        TypeStatus(ENDPOINT_TYPE, "v2", "v1", 4.0, "3", True, ("a", "b"), nack),
+        TypeStatus(CLUSTER_TYPE, "v1", "v1", 4.0, "1", False, None, None),
+    ):
+        assert status.as_dict() == dataclasses.asdict(status)

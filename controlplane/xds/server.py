@@ -142,14 +142,15 @@ class DiscoveryServer:
     def _apply(self, connection: Connection, request: Any) -> None:
         outcome = connection.session.on_request(request, self.clock())
         self._observe(connection, request.type_url, outcome)
-        log.debug(
-            "%s <- %s %s nonce=%s %s",
-            connection.node_id,
-            short_type(request.type_url),
-            outcome,
-            request.response_nonce,
-            _names(request),
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the names alone can be thousands of strings
+            log.debug(
+                "%s <- %s %s nonce=%s %s",
+                connection.node_id,
+                short_type(request.type_url),
+                outcome,
+                request.response_nonce,
+                _names(request),
+            )
         if outcome == "nack":
             state = connection.session.states[request.type_url]
             nack = state.last_nack

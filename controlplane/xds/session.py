@@ -72,8 +72,10 @@ class Session:
         First with every cluster the client holds kept; once nothing is pending, the final
         step sends the exact snapshot, which removes clusters no longer used.
         """
+        # The version of a snapshot's own mapping is known: not hashed again per stream and request.
+        known = {id(snapshot.get(t).resources): snapshot.get(t).version for t in TYPE_ORDER}
         for keep_held in (True, False):
-            responses, waiting = self._next(self._desired(snapshot, keep_held))
+            responses, waiting = self._next(self._desired(snapshot, keep_held), known)
             if responses or waiting:
                 return responses
         return []
@@ -90,7 +92,7 @@ class Session:
                     desired[type_url] = {**desired[type_url], **held}
         return desired
 
-    def _next(self, desired: Desired) -> tuple[list[Any], bool]:
+    def _next(self, desired: Desired, known: Mapping[int, str]) -> tuple[list[Any], bool]:
         """(responses to send, whether some type still waits for Envoy).
 
         Envoy defers its CDS ACK until new clusters have warmed, i.e. received their endpoints,
@@ -106,18 +108,17 @@ class Session:
             if state.in_flight or (type_url in (LISTENER_TYPE, ROUTE_TYPE) and not self._clusters_warm()):
                 waiting = True
                 continue
-            response = self._respond(state, state.interested(desired[type_url]))
+            response = self._respond(state, state.interested(desired[type_url]), known)
             if response is not None:
                 responses.append(response)
         return responses, waiting or bool(responses)
 
-    def _respond(self, state: State, resources: Mapping[str, Resource]) -> Any:
+    def _respond(self, state: State, resources: Mapping[str, Resource], known: Mapping[int, str]) -> Any:
         nonce = str(next(self._nonces))
-        updated = _updated(state, resources) if state.type_url == CLUSTER_TYPE else set()
-        if isinstance(state, DeltaState):
-            response = state.respond(resources, nonce, resources_version(resources))
-        else:
-            response = state.respond(resources, nonce)
+        version = known.get(id(resources)) or resources_version(resources)
+        changed_clusters = state.type_url == CLUSTER_TYPE and version != state.sent_version
+        updated = _updated(state, resources) if changed_clusters else set()
+        response = state.respond(resources, nonce, version)
         endpoints = self.states.get(ENDPOINT_TYPE)
         if response is not None and updated and endpoints is not None:
             # xDS spec, "Resource warming": a changed cluster is re-created and warms until a

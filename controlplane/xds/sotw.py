@@ -118,11 +118,14 @@ class SotwState:
         """Send again on the next response those of `names` the client holds (a re-created cluster needs them)."""
         self.resend_names.update(n for n in names if n in self.sent)
 
-    def respond(self, desired: Mapping[str, Resource], nonce: str) -> discovery_pb2.DiscoveryResponse | None:
-        """A response carrying `desired`, or None when the client has it or rejected it."""
+    def respond(
+        self, desired: Mapping[str, Resource], nonce: str, version: str | None = None
+    ) -> discovery_pb2.DiscoveryResponse | None:
+        """A response carrying `desired` (whose `version` the caller may know), or None when the
+        client has it or rejected it."""
         if not desired and not self.wildcard and not self.sent:
             return None  # names that do not exist yet: remembered, sent when they appear
-        version = resources_version(desired)
+        version = version or resources_version(desired)
         resend = self.resend_names & desired.keys()
         if version in self.rejected or (version == self.sent_version and not resend):
             return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 from controlplane.translate import CLUSTER_TYPE, LISTENER_TYPE
@@ -38,6 +38,21 @@ class TypeStatus:
     """None for a wildcard subscription."""
     last_nack: Nack | None
 
+    def as_dict(self) -> dict[str, Any]:
+        """As `dataclasses.asdict` gives it, without its deep copy (the status API lists every
+        stream's types, and the page and benchmarks poll it)."""
+        nack = self.last_nack
+        return {
+            "type_url": self.type_url,
+            "sent_version": self.sent_version,
+            "acked_version": self.acked_version,
+            "acked_at": self.acked_at,
+            "nonce": self.nonce,
+            "in_flight": self.in_flight,
+            "subscribed": self.subscribed,
+            "last_nack": None if nack is None else {k: getattr(nack, k) for k in _NACK_FIELDS},
+        }
+
     @classmethod
     def of(cls, state: Any) -> TypeStatus:
         """The status of a SotW or delta type state (both keep these fields)."""
@@ -51,6 +66,9 @@ class TypeStatus:
             subscribed=None if state.wildcard else tuple(sorted(state.names)),
             last_nack=state.last_nack,
         )
+
+
+_NACK_FIELDS = tuple(f.name for f in fields(Nack))
 
 
 class Observer(Protocol):
