@@ -6,7 +6,8 @@ received (`cluster.xds_cluster.upstream_cx_rx_bytes_total`: gRPC and HTTP/2 fram
 from just before the edit until a second after every `edge` Envoy ACKed the new endpoints
 (keepalive pings are set apart so their acknowledgements do not count).
 Floor: the serialized size of the one changed ClusterLoadAssignment, which any protocol must
-carry; beside it the size of every assignment, which a SotW EDS response must carry.
+carry. SotW may carry only it too (an EDS response need not repeat unchanged assignments);
+beside the SotW figure, the size of every assignment, which it carried before that.
 """
 
 from __future__ import annotations
@@ -83,9 +84,9 @@ def run(sizes: Sizes) -> tuple[dict[str, Any], list[Row]]:
         Row(
             "S6 SotW: bytes per subscribed Envoy, same change",
             f"{worst['sotw', 'edge']:,} B",
-            f"{full:,} B (every assignment)",
-            "",
-            None,
+            f"{one} B (every assignment: {full:,} B)",
+            "<= 2 KB",
+            worst["sotw", "edge"] <= 2048,
         ),
         Row(
             "S6 Envoys not subscribed to the cluster (delta, SotW): bytes received",
