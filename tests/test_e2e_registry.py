@@ -86,10 +86,14 @@ def test_an_endpoint_that_stops_renewing_is_removed_within_its_ttl_without_failu
     stays, dies = Upstream("stays").start(), Upstream("dies").start()
     with stopping(stays, dies), gateway(tmp_path, "delta", routes, ready_status=NO_ENDPOINT_YET) as gw:
         keeper = register_process(stays, gw, "--ttl", "2s")
-        lease = registry(gw).Register(
-            registry_pb2.RegisterRequest(service="billing", address="127.0.0.1", port=dies.port, ttl_ms=1000), timeout=5
-        )
         try:
+            # `dies` never renews its 1 s lease: register it only once the keeper (a process that
+            # takes a while to start) serves, or the lease may run out before both are seen.
+            wait_for(lambda: gw.get()[1] == "stays", what="the keeper's endpoint serving")
+            lease = registry(gw).Register(
+                registry_pb2.RegisterRequest(service="billing", address="127.0.0.1", port=dies.port, ttl_ms=1000),
+                timeout=5,
+            )
             wait_for(lambda: {gw.get()[1] for _ in range(6)} == {"stays", "dies"}, what="both serving")
             with Load(gw.port) as load:
                 dies.stop()  # the process dies and so stops renewing lease `lease`
