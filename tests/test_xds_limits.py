@@ -165,7 +165,7 @@ def test_a_stream_may_ask_for_a_bounded_number_of_types() -> None:
 def test_a_huge_nack_message_is_kept_clipped() -> None:
     state = SotwState(CLUSTER_TYPE)
     state.on_request(Sotw(type_url=CLUSTER_TYPE), 0)
-    state.respond({}, "1")
+    state.respond({}, "1", "v1")
     nack = Sotw(type_url=CLUSTER_TYPE, response_nonce="1", error_detail=status_pb2.Status(message="x" * 4_000_000))
     assert state.on_request(nack, 0) == "nack"
     assert state.last_nack is not None

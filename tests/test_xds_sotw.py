@@ -100,16 +100,21 @@ def test_subscribe_to_a_missing_name_then_create_it() -> None:
     run(scenario())
 
 
+async def _subscribe_then_drop_b(client: Client) -> tuple[object, object]:
+    """Ask for the endpoints of `a` and `b`, ACK, then keep only `a`: the two responses."""
+    await client.request(ENDPOINT_TYPE, ["a", "b"])
+    both = await client.read()
+    await client.request(ENDPOINT_TYPE, ["a"], both.version_info, both.nonce)
+    return both, await client.read()
+
+
 def test_unsubscribe_changes_the_version_without_resending_what_the_client_holds() -> None:
     async def scenario() -> None:
         async with running_server() as h:
             h.publish(snapshot_of(services_yaml("a", "b")))
             client = Client(h.port)
-            await client.request(ENDPOINT_TYPE, ["a", "b"])
-            both = await client.read()
+            both, only_a = await _subscribe_then_drop_b(client)
             assert client.names_of(both) == ["a", "b"]
-            await client.request(ENDPOINT_TYPE, ["a"], both.version_info, both.nonce)
-            only_a = await client.read()
             assert (client.names_of(only_a), only_a.version_info != both.version_info) == ([], True)
             await client.close()
 
@@ -161,10 +166,7 @@ def test_a_name_dropped_and_asked_for_again_is_sent_again() -> None:
         async with running_server() as h:
             h.publish(snapshot_of(services_yaml("a", "b")))
             client = Client(h.port)
-            await client.request(ENDPOINT_TYPE, ["a", "b"])
-            both = await client.read()
-            await client.request(ENDPOINT_TYPE, ["a"], both.version_info, both.nonce)
-            only_a = await client.read()
+            _, only_a = await _subscribe_then_drop_b(client)
             await client.request(ENDPOINT_TYPE, ["a", "b"], only_a.version_info, only_a.nonce)
             again = await client.read()
             assert client.names_of(again) == ["b"]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
 
-from controlplane.cache.snapshot import Resource, resources_version
+from controlplane.cache.snapshot import Resource
 from controlplane.xds.limits import clip
 from controlplane.xds.types import WILDCARD_TYPES, Nack
 
@@ -119,13 +119,11 @@ class SotwState:
         self.resend_names.update(n for n in names if n in self.sent)
 
     def respond(
-        self, desired: Mapping[str, Resource], nonce: str, version: str | None = None
+        self, desired: Mapping[str, Resource], nonce: str, version: str
     ) -> discovery_pb2.DiscoveryResponse | None:
-        """A response carrying `desired` (whose `version` the caller may know), or None when the
-        client has it or rejected it."""
+        """A response carrying `desired` (of `version`), or None when the client has it or rejected it."""
         if not desired and not self.wildcard and not self.sent:
             return None  # names that do not exist yet: remembered, sent when they appear
-        version = version or resources_version(desired)
         resend = self.resend_names & desired.keys()
         if version in self.rejected or (version == self.sent_version and not resend):
             return None
