@@ -106,8 +106,8 @@ def registry(sizes: Sizes, envoys: int) -> list[float]:
     with stopping(cp, *fleet):
         wait_for(lambda: settled_version(cp, ENDPOINT_TYPE, envoys, ""), 180, "fleet in sync")
         for n in range(sizes.edits):
+            before = acks(cp, ENDPOINT_TYPE)[0][1]  # read before the pause: no poll just before the change
             time.sleep(random.uniform(0.15, 0.25))  # one change at a time: past the gathering window
-            before = acks(cp, ENDPOINT_TYPE)[0][1]
             request = registry_pb2.RegisterRequest(service="r", address="127.0.200.1", port=30_000 + n, ttl_ms=300_000)
             started = time.time()
             stub.Register(request, timeout=10)

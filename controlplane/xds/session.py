@@ -74,23 +74,24 @@ class Session:
         """
         # The version of a snapshot's own mapping is known: not hashed again per stream and request.
         known = {id(snapshot.get(t).resources): snapshot.get(t).version for t in TYPE_ORDER}
-        for keep_held in (True, False):
-            responses, waiting = self._next(self._desired(snapshot, keep_held), known)
-            if responses or waiting:
-                return responses
-        return []
+        exact = {t: snapshot.get(t).resources for t in TYPE_ORDER}  # shared, never changed
+        kept = self._with_held(exact)
+        responses, waiting = self._next(kept, known)
+        if responses or waiting or kept is exact:
+            return responses
+        return self._next(exact, known)[0]
 
-    def _desired(self, snapshot: Snapshot, keep_held: bool) -> Desired:
-        """The snapshot, plus (when `keep_held`) clusters and endpoints the client holds."""
-        desired = {t: snapshot.get(t).resources for t in TYPE_ORDER}  # shared, never changed
+    def _with_held(self, desired: Desired) -> Desired:
+        """`desired` plus the clusters and endpoints the client holds; `desired` itself if that adds none."""
+        result = desired
         for type_url in (CLUSTER_TYPE, ENDPOINT_TYPE):
             state = self.states.get(type_url)
-            if keep_held and state is not None:
+            if state is not None:
                 gone = state.acked_names - desired[type_url].keys()
                 held = {n: r for n in gone if (r := state.sent_before(n)) is not None}
                 if held:
-                    desired[type_url] = {**desired[type_url], **held}
-        return desired
+                    result = {**result, type_url: {**desired[type_url], **held}}
+        return result
 
     def _next(self, desired: Desired, known: Mapping[int, str]) -> tuple[list[Any], bool]:
         """(responses to send, whether some type still waits for Envoy).

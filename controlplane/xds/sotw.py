@@ -54,6 +54,8 @@ class SotwState:
     started: bool = False
     resend_names: set[str] = field(default_factory=set)
     """Send these again on the next response even if the client holds their version."""
+    requested: frozenset[str] | None = None
+    """The names of the last request as sent ("*" included): an ACK mostly repeats them."""
 
     def on_request(self, request: discovery_pb2.DiscoveryRequest, now: float) -> str:
         """Apply a request; returns "stale", "ack", "nack" or "request"."""
@@ -89,8 +91,12 @@ class SotwState:
         return "ack"
 
     def _subscribe(self, request: discovery_pb2.DiscoveryRequest) -> None:
+        requested = frozenset(request.resource_names)
+        if requested == self.requested:
+            return  # the same names again (an ACK): nothing to work out
         # Interned: the same strings as the snapshot's names, not a copy per stream.
-        names = frozenset(sys.intern(n) for n in request.resource_names)
+        names = frozenset(sys.intern(n) for n in requested)
+        self.requested = names
         self.wildcard = self.type_url in WILDCARD_TYPES and (not names or "*" in names)
         names = names - {"*"} if "*" in names else names
         if self.started and not self.wildcard:
