@@ -59,3 +59,33 @@ def test_a_client_that_never_acks_does_not_slow_the_others() -> None:
             return elapsed
 
     assert run(scenario()) < 10.0  # 200 full round trips, unaffected by the stuck client
+
+
+def test_responses_to_send_come_before_requests_and_change_notices() -> None:
+    async def scenario() -> list[object]:
+        inbox = Inbox()
+        inbox.notify()
+        await inbox.put("request")
+        inbox.send([])  # nothing to send: nothing queued
+        inbox.send(["cds", "eds"])
+        inbox.send(["lds"])
+        inbox.end()
+        return [await inbox.next() for _ in range(4)]
+
+    assert run(scenario()) == [["cds", "eds", "lds"], "request", _CHANGED, _END]
+
+
+def test_a_request_is_not_applied_past_one_waiting_or_being_handled() -> None:
+    async def scenario() -> list[bool]:
+        inbox = Inbox()
+        seen = [inbox.idle]
+        await inbox.put("first")
+        seen.append(inbox.idle)  # waiting
+        await inbox.next()
+        seen.append(inbox.idle)  # handed out, not yet handled
+        inbox.notify()
+        await inbox.next()  # the loop came back: the first is done
+        seen.append(inbox.idle)
+        return seen
+
+    assert run(scenario()) == [True, False, False, True]
