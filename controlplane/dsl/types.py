@@ -302,8 +302,10 @@ def parse_socket_address(value: Any) -> tuple[str, int]:
             else f"expected HOST:PORT (got {describe(value)})"
         )
     host, _, port_text = value.rpartition(":")
-    if _IPV4.fullmatch(host) and _PORT.fullmatch(port_text) and 1 <= int(port_text) <= 65535:
-        return host, int(port_text)  # the common case, already canonical: ipaddress is slow
+    # not isdigit(): '²' is a digit
+    port = int(port_text) if _PORT.fullmatch(port_text) and 1 <= int(port_text) <= 65535 else None
+    if port is not None and _IPV4.fullmatch(host):
+        return host, port  # the common case, already canonical: ipaddress is slow
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:
@@ -312,9 +314,9 @@ def parse_socket_address(value: Any) -> tuple[str, int]:
         ip = ipaddress.ip_address(host)
     except ValueError:
         raise ValueError(f"{host!r} is not an IP address (endpoints are IPv4 or [IPv6] addresses)") from None
-    if not _PORT.fullmatch(port_text) or not 1 <= int(port_text) <= 65535:  # not isdigit(): '²' is a digit
+    if port is None:
         raise ValueError(f"port {port_text!r} out of range 1-65535")
-    return str(ip), int(port_text)
+    return str(ip), port
 
 
 def check_ip(value: Any) -> str:

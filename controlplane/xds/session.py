@@ -73,8 +73,9 @@ class Session:
         step sends the exact snapshot, which removes clusters no longer used.
         """
         # The version of a snapshot's own mapping is known: not hashed again per stream and request.
-        known = {id(snapshot.get(t).resources): snapshot.get(t).version for t in TYPE_ORDER}
-        exact = {t: snapshot.get(t).resources for t in TYPE_ORDER}  # shared, never changed
+        types = [snapshot.get(t) for t in TYPE_ORDER]
+        known = {id(s.resources): s.version for s in types}
+        exact = {s.type_url: s.resources for s in types}  # shared, never changed
         kept = self._with_held(exact)
         responses, waiting = self._next(kept, known)
         if responses or waiting or kept is exact:
