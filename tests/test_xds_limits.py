@@ -30,6 +30,7 @@ from controlplane.xds.limits import (
 from controlplane.xds.server import Inbox
 from controlplane.xds.session import Session
 from controlplane.xds.sotw import SotwState
+from controlplane.xds.wire import Wire
 from tests.xds_harness import Client, run, running_server, services_yaml, snapshot_of
 
 Sotw = discovery_pb2.DiscoveryRequest
@@ -165,8 +166,11 @@ def test_a_stream_may_ask_for_a_bounded_number_of_types() -> None:
 def test_a_huge_nack_message_is_kept_clipped() -> None:
     state = SotwState(CLUSTER_TYPE)
     state.on_request(Sotw(type_url=CLUSTER_TYPE), 0)
-    state.respond({}, "1", "v1")
-    nack = Sotw(type_url=CLUSTER_TYPE, response_nonce="1", error_detail=status_pb2.Status(message="x" * 4_000_000))
+    sent = state.respond({}, "v1", Wire())
+    assert sent is not None
+    nack = Sotw(
+        type_url=CLUSTER_TYPE, response_nonce=sent.nonce, error_detail=status_pb2.Status(message="x" * 4_000_000)
+    )
     assert state.on_request(nack, 0) == "nack"
     assert state.last_nack is not None
     assert len(state.last_nack.message) < MAX_NACK_MESSAGE_BYTES + 100

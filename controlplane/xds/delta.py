@@ -12,11 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3 import discovery_pb2
-from google.protobuf import any_pb2
 
 from controlplane.cache.snapshot import Resource
 from controlplane.xds.limits import clip
 from controlplane.xds.types import WILDCARD_TYPES, Nack
+from controlplane.xds.wire import Outgoing, Wire
 
 Changes = dict[str, tuple[str | None, str | None]]
 """name -> (version the client held before, version sent; None = removed)."""
@@ -115,10 +115,11 @@ class DeltaState:
         """The latest version of `name` sent on this stream."""
         return self.last_sent.get(name)
 
-    def interested(self, available: Mapping[str, Resource]) -> dict[str, Resource]:
-        """The resources this stream should hold, out of `available`."""
+    def interested(self, available: Mapping[str, Resource]) -> Mapping[str, Resource]:
+        """The resources this stream should hold, out of `available` (itself for a wildcard stream:
+        the snapshot's own mapping, whose version is known without hashing it again)."""
         if self.wildcard:
-            return dict(available)
+            return available
         return {n: available[n] for n in self.names if n in available}
 
     def retry(self, names: Iterable[str]) -> None:
@@ -131,9 +132,7 @@ class DeltaState:
         """Send those of `names` the client holds again on the next response (a re-created cluster needs them)."""
         self.resend_names.update(n for n in names if n in self.known)
 
-    def respond(
-        self, desired: Mapping[str, Resource], nonce: str, system_version: str
-    ) -> discovery_pb2.DeltaDiscoveryResponse | None:
+    def respond(self, desired: Mapping[str, Resource], system_version: str, wire: Wire) -> Outgoing | None:
         """Changed and removed resources since what the client holds, or None when nothing changed."""
         changed = [
             desired[n]
@@ -145,19 +144,15 @@ class DeltaState:
         removed = sorted(n for n in self.known if n not in desired and (self.wildcard or n in self.names))
         if not changed and not removed:
             return None
+        response = wire.delta(self.type_url, system_version, changed, removed, avoid=self.nonce)
+        nonce = response.nonce
         changes: Changes = {r.name: (self.known.get(r.name), r.version) for r in changed}
         changes.update({n: (self.known[n], None) for n in removed})
         self._apply(changes)
         self.last_sent.update((r.name, r) for r in changed)
         self.sent_by_nonce[nonce] = {**{r.name: r for r in changed}, **dict.fromkeys(removed)}
         self.pending[nonce], self.nonce, self.sent_version = changes, nonce, system_version
-        return discovery_pb2.DeltaDiscoveryResponse(
-            system_version_info=system_version,
-            type_url=self.type_url,
-            nonce=nonce,
-            resources=[_wire(self.type_url, r) for r in changed],
-            removed_resources=removed,
-        )
+        return response
 
     def _apply(self, changes: Changes) -> None:
         for name, (_, sent) in changes.items():
@@ -165,11 +160,3 @@ class DeltaState:
                 self.known.pop(name, None)
             else:
                 self.known[name] = sent
-
-
-def _wire(type_url: str, resource: Resource) -> discovery_pb2.Resource:
-    return discovery_pb2.Resource(
-        name=resource.name,
-        version=resource.version,
-        resource=any_pb2.Any(type_url=type_url, value=resource.serialized),
-    )

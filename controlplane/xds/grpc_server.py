@@ -9,17 +9,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-from envoy.service.cluster.v3 import cds_pb2_grpc
-from envoy.service.discovery.v3 import ads_pb2_grpc
-from envoy.service.endpoint.v3 import eds_pb2_grpc
-from envoy.service.listener.v3 import lds_pb2_grpc
-from envoy.service.route.v3 import rds_pb2_grpc
+from envoy.service.cluster.v3 import cds_pb2
+from envoy.service.discovery.v3 import ads_pb2, discovery_pb2
+from envoy.service.endpoint.v3 import eds_pb2
+from envoy.service.listener.v3 import lds_pb2
+from envoy.service.route.v3 import rds_pb2
 from envoy.service.status.v3 import csds_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from controlplane.xds.csds import ClientStatusService
 from controlplane.xds.limits import Limits, PeerStreams, ThrottledLog
 from controlplane.xds.server import DiscoveryServer
+from controlplane.xds.wire import payload
 
 log = logging.getLogger(__name__)
 
@@ -52,34 +53,50 @@ SERVER_OPTIONS = [
 ]
 
 
-def _stream_method(server: DiscoveryServer, *, delta: bool) -> Any:
-    """A servicer method running the shared loop; grpc.aio needs an async generator function."""
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
-    async def method(self: Any, requests: AsyncIterator[Any], context: Any) -> AsyncIterator[Any]:
+DISCOVERY_SERVICES = [
+    (ads_pb2, "AggregatedDiscoveryService", "StreamAggregatedResources", "DeltaAggregatedResources"),
+    (cds_pb2, "ClusterDiscoveryService", "StreamClusters", "DeltaClusters"),
+    (eds_pb2, "EndpointDiscoveryService", "StreamEndpoints", "DeltaEndpoints"),
+    (lds_pb2, "ListenerDiscoveryService", "StreamListeners", "DeltaListeners"),
+    (rds_pb2, "RouteDiscoveryService", "StreamRoutes", "DeltaRoutes"),
+]
+"""ADS and the per-type services: (module, service, SotW method, delta method). Their unary Fetch
+methods are not served (UNIMPLEMENTED): Envoy streams."""
+
+
+def _stream_behavior(server: DiscoveryServer, *, delta: bool) -> Behavior:
+    """The shared loop as a gRPC stream handler; grpc.aio needs an async generator function."""
+
+    async def behavior(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         async for response in server.stream(requests, context, delta=delta):
             yield response
 
-    return method
-
-
-def _servicer(base: type, sotw: str, delta: str, server: DiscoveryServer) -> Any:
-    """An instance of `base` whose two stream methods (`sotw`, `delta`) run the shared loop."""
-    methods = {sotw: _stream_method(server, delta=False), delta: _stream_method(server, delta=True)}
-    return type(f"{base.__name__}Impl", (base,), methods)()
+    return behavior
 
 
 def add_discovery_services(grpc_server: grpc.aio.Server, server: DiscoveryServer) -> None:
-    """Register ADS and the CDS, EDS, LDS and RDS services."""
-    services = [
-        (ads_pb2_grpc, "AggregatedDiscoveryService", "StreamAggregatedResources", "DeltaAggregatedResources"),
-        (cds_pb2_grpc, "ClusterDiscoveryService", "StreamClusters", "DeltaClusters"),
-        (eds_pb2_grpc, "EndpointDiscoveryService", "StreamEndpoints", "DeltaEndpoints"),
-        (lds_pb2_grpc, "ListenerDiscoveryService", "StreamListeners", "DeltaListeners"),
-        (rds_pb2_grpc, "RouteDiscoveryService", "StreamRoutes", "DeltaRoutes"),
-    ]
-    for module, service, sotw, delta in services:
-        servicer = _servicer(getattr(module, f"{service}Servicer"), sotw, delta, server)
-        getattr(module, f"add_{service}Servicer_to_server")(servicer, grpc_server)
+    """Register ADS and the CDS, EDS, LDS and RDS services.
+
+    Registered by hand rather than through the generated servicers: responses leave the server
+    already serialized (`wire.payload`), so one response shared by many streams is encoded once.
+    """
+    for module, service, sotw, delta in DISCOVERY_SERVICES:
+        handlers = {
+            sotw: grpc.stream_stream_rpc_method_handler(
+                _stream_behavior(server, delta=False),
+                request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
+                response_serializer=payload,
+            ),
+            delta: grpc.stream_stream_rpc_method_handler(
+                _stream_behavior(server, delta=True),
+                request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+                response_serializer=payload,
+            ),
+        }
+        full_name = module.DESCRIPTOR.services_by_name[service].full_name
+        grpc_server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(full_name, handlers),))
 
 
 def create_server(
@@ -151,8 +168,6 @@ def connection_cap(wanted: int) -> int:
         return cap
     return wanted
 
-
-Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
 _HANDLER_FACTORIES = {
     (False, False): grpc.unary_unary_rpc_method_handler,

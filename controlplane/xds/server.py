@@ -26,6 +26,7 @@ from controlplane.xds.limits import LimitExceeded, Limits, ThrottledLog, check_r
 from controlplane.xds.registry import Connection, NodeRegistry
 from controlplane.xds.session import Session
 from controlplane.xds.types import NoObserver, Observer
+from controlplane.xds.wire import Outgoing, Wire
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,8 @@ class DiscoveryServer:
         self.observer: Observer = observer or NoObserver()
         self.limits = limits or Limits()
         self.guard = NodeGuard(authorization)
+        self.wire = Wire()
+        cache.subscribe(self.wire.clear)
         self._sent_at: dict[tuple[int, str], float] = {}
         self._refusals = ThrottledLog(log)
 
@@ -129,7 +132,13 @@ class DiscoveryServer:
         """Register the stream once its first request's node passed node authorization (else abort)."""
         node = request.node
         identity = await self.guard.admit(context, node.id, node.cluster)
-        session = Session(node_id=node.id, node_group=node.cluster, delta=delta, max_names=self.limits.names_per_stream)
+        session = Session(
+            node_id=node.id,
+            node_group=node.cluster,
+            delta=delta,
+            max_names=self.limits.names_per_stream,
+            wire=self.wire,
+        )
         api = "delta" if delta else "sotw"
         connection = self.registry.open(node, context.peer(), api, self.clock(), session, identity=identity)
         log.info(
@@ -185,7 +194,7 @@ class DiscoveryServer:
                 state.retry(set(state.just_rejected) - {e.name for e in entries})
             self.cache.hold_back(entries)
 
-    def _responses(self, connection: Connection) -> list[Any]:
+    def _responses(self, connection: Connection) -> list[Outgoing]:
         snapshot = self.cache.get(connection.node_group)
         if snapshot is None:
             return []
@@ -193,9 +202,7 @@ class DiscoveryServer:
         for r in responses:
             self.observer.pushed(r.type_url)
             self._sent_at[(connection.stream_id, r.type_url)] = self.clock()
-            log.debug(
-                "%s -> %s nonce=%s resources=%d", connection.node_id, short_type(r.type_url), r.nonce, len(r.resources)
-            )
+            log.debug("%s -> %s nonce=%s resources=%d", connection.node_id, short_type(r.type_url), r.nonce, r.count)
         return responses
 
 

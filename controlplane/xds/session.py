@@ -9,7 +9,6 @@ until everything else is acknowledged; only then does a final CDS remove them.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from controlplane.xds.delta import DeltaState
 from controlplane.xds.limits import MAX_NAMES_PER_STREAM, MAX_TYPES_PER_STREAM, LimitExceeded, check_names
 from controlplane.xds.sotw import SotwState
 from controlplane.xds.types import TypeStatus
+from controlplane.xds.wire import Outgoing, Wire
 
 State = SotwState | DeltaState
 Desired = dict[str, Mapping[str, Resource]]
@@ -37,7 +37,8 @@ class Session:
     """Names this stream may hold over all its types; more raise LimitExceeded."""
     initial_names: int = 0
     """Names the client said it holds when it opened each delta type (`initial_resource_versions`)."""
-    _nonces: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    wire: Wire = field(default_factory=Wire)
+    """Builds the responses; the server's is shared by every stream (a fresh one: this stream's own)."""
 
     def on_request(self, request: Any, now: float) -> str:
         """Apply one request; returns "stale", "ack", "nack" or "request".
@@ -66,7 +67,7 @@ class Session:
                 f"stream would hold {held + added} resource names; at most {self.max_names} allowed",
             )
 
-    def responses(self, snapshot: Snapshot) -> list[Any]:
+    def responses(self, snapshot: Snapshot) -> list[Outgoing]:
         """What to send now, in CDS, EDS, LDS, RDS order.
 
         First with every cluster the client holds kept; once nothing is pending, the final
@@ -94,14 +95,14 @@ class Session:
                     result = {**result, type_url: {**desired[type_url], **held}}
         return result
 
-    def _next(self, desired: Desired, known: Mapping[int, str]) -> tuple[list[Any], bool]:
+    def _next(self, desired: Desired, known: Mapping[int, str]) -> tuple[list[Outgoing], bool]:
         """(responses to send, whether some type still waits for Envoy).
 
         Envoy defers its CDS ACK until new clusters have warmed, i.e. received their endpoints,
         so EDS must flow while CDS is in flight; listeners and routes wait for that ACK, which
         guarantees they never point at a cluster that is still warming.
         """
-        responses: list[Any] = []
+        responses: list[Outgoing] = []
         waiting = False
         for type_url in TYPE_ORDER:
             state = self.states.get(type_url)
@@ -115,12 +116,11 @@ class Session:
                 responses.append(response)
         return responses, waiting or bool(responses)
 
-    def _respond(self, state: State, resources: Mapping[str, Resource], known: Mapping[int, str]) -> Any:
-        nonce = str(next(self._nonces))
+    def _respond(self, state: State, resources: Mapping[str, Resource], known: Mapping[int, str]) -> Outgoing | None:
         version = known.get(id(resources)) or resources_version(resources)
         changed_clusters = state.type_url == CLUSTER_TYPE and version != state.sent_version
         updated = _updated(state, resources) if changed_clusters else set()
-        response = state.respond(resources, nonce, version)
+        response = state.respond(resources, version, self.wire)
         endpoints = self.states.get(ENDPOINT_TYPE)
         if response is not None and updated and endpoints is not None:
             # xDS spec, "Resource warming": a changed cluster is re-created and warms until a

@@ -20,11 +20,11 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from envoy.service.discovery.v3 import discovery_pb2
-from google.protobuf import any_pb2
 
 from controlplane.cache.snapshot import Resource
 from controlplane.xds.limits import clip
 from controlplane.xds.types import WILDCARD_TYPES, Nack
+from controlplane.xds.wire import Outgoing, Wire
 
 
 @dataclass
@@ -124,9 +124,7 @@ class SotwState:
         """Send again on the next response those of `names` the client holds (a re-created cluster needs them)."""
         self.resend_names.update(n for n in names if n in self.sent)
 
-    def respond(
-        self, desired: Mapping[str, Resource], nonce: str, version: str
-    ) -> discovery_pb2.DiscoveryResponse | None:
+    def respond(self, desired: Mapping[str, Resource], version: str, wire: Wire) -> Outgoing | None:
         """A response carrying `desired` (of `version`), or None when the client has it or rejected it."""
         if not desired and not self.wildcard and not self.sent:
             return None  # names that do not exist yet: remembered, sent when they appear
@@ -140,13 +138,11 @@ class SotwState:
             self.older.update((n, self.sent[n]) for n in dropped)
         for name in self.older.keys() & desired.keys() if self.older else ():
             del self.older[name]
-        self.sent_version, self.sent, self.nonce, self.in_flight = version, desired, nonce, True
-        return discovery_pb2.DiscoveryResponse(
-            version_info=version,
-            type_url=self.type_url,
-            nonce=nonce,
-            resources=[any_pb2.Any(type_url=self.type_url, value=desired[n].serialized) for n in carried],
+        response = wire.sotw(
+            self.type_url, version, [desired[n] for n in carried], len(carried) == len(desired), avoid=self.nonce
         )
+        self.sent_version, self.sent, self.nonce, self.in_flight = version, desired, response.nonce, True
+        return response
 
     def _carried(self, desired: Mapping[str, Resource], resend: AbstractSet[str]) -> list[str]:
         """Names the response carries, sorted: all for Listeners and Clusters, else what the client lacks.
