@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from controlplane.cache import SnapshotCache
 from controlplane.cache.checkpoint import CheckpointError, load
 from controlplane.dsl import AddressPolicy
 from controlplane.errors import Problem
-from controlplane.fileio import write_atomically
+from controlplane.fileio import LatestWriter
 from controlplane.pipeline import Debounce, Pipeline
 from controlplane.registry.v1 import registry_pb2_grpc
 from controlplane.sources.files import FileSource
@@ -273,10 +273,14 @@ def _registry(
         except (OSError, ValueError, TypeError, KeyError) as exc:
             log.error("registry leases in %s ignored: %s", saved, exc)
 
-    def changed() -> None:
+    leases = LatestWriter(saved) if saved is not None else None
+
+    def changed() -> Awaitable[None] | None:
         pipeline.submit_discovered(state.endpoints())
-        if saved is not None:
-            write_atomically(saved, state.dump())
+        if leases is None:
+            return None
+        text = state.dump()  # now: the state changes on
+        return leases.submit(lambda: text)
 
     return state, RegistryService(state, changed)
 

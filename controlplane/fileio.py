@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -20,3 +26,53 @@ def write_atomically(path: Path, text: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class LatestWriter:
+    """Durable writes of one file off the event loop: the newest content wins, older ones may be skipped.
+
+    A disk that takes 1-50 ms per fsync must not hold up the loop that pushes to Envoys. Writes
+    run in a worker thread one at a time; content offered while one runs waits, and only the
+    newest of what waited is written. Failures are logged: the file is a copy for restarts, what
+    is served does not depend on it.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pending: Callable[[], str] | None = None
+        self._handoff = threading.Lock()
+        self._writing = threading.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        """Writes under way (kept here: the event loop holds tasks only weakly)."""
+
+    def submit(self, render: Callable[[], str]) -> asyncio.Task[None] | None:
+        """Write what `render` returns; it is called in the worker thread, so it may be slow.
+
+        In an event loop: returns a task that ends once this content, or newer, is on disk
+        (awaiting it is optional). Outside one (tools, tests): writes at once, returns None.
+        """
+        with self._handoff:
+            self._pending = render
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush_logged()
+            return None
+        task = loop.create_task(asyncio.to_thread(self._flush_logged))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _flush_logged(self) -> None:
+        try:
+            self.flush()
+        except OSError as exc:
+            log.error("cannot write %s: %s", self.path, exc)
+
+    def flush(self) -> None:
+        """Write the newest content offered, if not written yet (blocking)."""
+        with self._writing:
+            with self._handoff:
+                render, self._pending = self._pending, None
+            if render is not None:
+                write_atomically(self.path, render())

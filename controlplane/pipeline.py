@@ -7,6 +7,7 @@ status page, and the last good snapshots keep serving.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -15,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controlplane.cache import Snapshot, SnapshotCache
-from controlplane.cache.checkpoint import Checkpoint, save
+from controlplane.cache.checkpoint import FILE_NAME as CHECKPOINT_FILE
+from controlplane.cache.checkpoint import Checkpoint, encode
 from controlplane.dsl import AddressPolicy, load_texts
 from controlplane.errors import ConfigError, Problem
+from controlplane.fileio import LatestWriter
 from controlplane.history import History, Published
 from controlplane.model import Endpoint, KubernetesState, Model
 from controlplane.sources.files import FileInputs
@@ -129,6 +132,7 @@ class Pipeline:
         self.on_reject: Callable[[], None] = lambda: None
         self.pinned: str | None = None
         self.state_dir = state_dir
+        self._checkpoints = LatestWriter(state_dir / CHECKPOINT_FILE) if state_dir is not None else None
         self._inputs: dict[str, str] = {}
 
     def submit(self, inputs: FileInputs) -> None:
@@ -315,12 +319,14 @@ class Pipeline:
         )
 
     def _save_checkpoint(self) -> None:
-        if self.state_dir is None:
-            return
-        try:
-            save(self.state_dir, Checkpoint(groups=self._snapshots, written_at=self.clock(), inputs=self._inputs))
-        except OSError as exc:
-            log.error("cannot write checkpoint to %s: %s", self.state_dir, exc)
+        """Write the published snapshots to the state directory, after the pushes they start.
+
+        Encoding and two fsyncs take milliseconds to seconds (a big mesh, a slow disk): done in a
+        worker thread, never on the loop that pushes; changes faster than the disk are written
+        newest only.
+        """
+        if self._checkpoints is not None:
+            self._checkpoints.submit(functools.partial(encode, Checkpoint(self._snapshots, self.clock(), self._inputs)))
 
     def _reject(self, problems: list[Problem]) -> None:
         self.on_reject()

@@ -50,16 +50,20 @@ class Checkpoint:
 
 def save(directory: Path, checkpoint: Checkpoint) -> Path:
     """Write `checkpoint` atomically and durably; returns its path."""
+    final = directory / FILE_NAME
+    write_atomically(final, encode(checkpoint))
+    return final
+
+
+def encode(checkpoint: Checkpoint) -> str:
+    """The file's text: the checkpoint and a SHA-256 over it."""
     body = {
         "format": FORMAT,
         "written_at": checkpoint.written_at,
         "inputs": dict(checkpoint.inputs),
         "groups": {group: _encode(snapshot) for group, snapshot in sorted(checkpoint.groups.items())},
     }
-    text = json.dumps({"sha256": _digest(body), **body}, sort_keys=True)
-    final = directory / FILE_NAME
-    write_atomically(final, text)
-    return final
+    return json.dumps({"sha256": _digest(body), **body}, sort_keys=True)
 
 
 def load(directory: Path) -> Checkpoint | None:

@@ -1,14 +1,16 @@
 """The Registry gRPC service (protos/controlplane/registry/v1): the edge of the registry source.
 
 Maps requests to RegistryState calls and RegistryError kinds to gRPC status codes; tells the
-composition root about every change through `on_change`.
+composition root about every change through `on_change`. Register and Deregister answer once
+what `on_change` returns (the leases' write to disk, with `--state-dir`) is done: an OK means the
+change survives a restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -30,17 +32,26 @@ class RegistryService(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc]
     """Register, renew, deregister, list and watch endpoints."""
 
     def __init__(
-        self, state: RegistryState, on_change: Callable[[], None], clock: Callable[[], float] = time.time
+        self,
+        state: RegistryState,
+        on_change: Callable[[], Awaitable[None] | None],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.state, self.on_change, self.clock = state, on_change, clock
         self._watchers: set[asyncio.Queue[None]] = set()
 
-    def changed(self) -> None:
-        """Call after every change to the registrations (including expiry)."""
-        self.on_change()
+    def changed(self) -> Awaitable[None] | None:
+        """Call after every change to the registrations (including expiry); returns `on_change`'s result."""
+        pending = self.on_change()
         for queue in self._watchers:
             if queue.empty():
                 queue.put_nowait(None)
+        return pending
+
+    async def _changed_durably(self) -> None:
+        pending = self.changed()
+        if pending is not None:
+            await pending
 
     async def Register(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         wanted = RegisterInput(
@@ -53,7 +64,7 @@ class RegistryService(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc]
             ttl_ms=request.ttl_ms,
         )
         lease = await _call(context, lambda: self.state.register(wanted, self.clock()))
-        self.changed()
+        await self._changed_durably()
         return registry_pb2.RegisterResponse(lease_id=lease.lease_id, ttl_ms=lease.ttl_ms)
 
     async def Renew(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -69,7 +80,7 @@ class RegistryService(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc]
     async def Deregister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         lease_id, drain_ms = str(request.lease_id), int(request.drain_ms)
         await _call(context, lambda: self.state.deregister(lease_id, drain_ms, self.clock()))
-        self.changed()
+        await self._changed_durably()
         return registry_pb2.DeregisterResponse()
 
     async def List(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
