@@ -71,6 +71,12 @@ SMOKE = Sizes(
 )
 
 
+def serve_args(tmp: Path) -> tuple[str, ...]:
+    """`serve` arguments of every benchmark control plane: as deployed (deploy/kubernetes), with
+    checkpoints and registry leases written to a state directory."""
+    return ("--log-level", "info", "--state-dir", str(tmp / "state"))
+
+
 def endpoint(service: int, index: int) -> str:
     """A loopback address nobody listens on (Envoy connects only when traffic comes)."""
     return f"127.0.{1 + service // 250}.{1 + service % 250}:{20_000 + index}"

@@ -33,6 +33,7 @@ from bench.common import (
     listener_yaml,
     route_file,
     rss_mb,
+    serve_args,
     services_yaml,
     start_fleet,
     wait_all,
@@ -64,7 +65,7 @@ def control_plane(sizes: Sizes, envoys: int) -> tuple[list[float], float]:
     states = texts(port)
     versions = [expected_version(t, ENDPOINT_TYPE, "edge") for t in states]
     tmp = Path(tempfile.mkdtemp(prefix="bench-s1-"))
-    cp = ControlPlane(states[0], tmp, ("--log-level", "info")).start()
+    cp = ControlPlane(states[0], tmp, serve_args(tmp)).start()
     fleet = start_fleet(tmp, cp.xds_port, envoys)
     samples: list[float] = []
     with stopping(cp, *fleet):
@@ -99,7 +100,7 @@ def settled_version(cp: ControlPlane, type_url: str, envoys: int, other_than: st
 def registry(sizes: Sizes, envoys: int) -> list[float]:
     """Register -> all ACK samples (ms): each registration adds one endpoint to service `r`."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-s1-registry-"))
-    cp = ControlPlane(registry_file(free_port()), tmp, ("--log-level", "info")).start()
+    cp = ControlPlane(registry_file(free_port()), tmp, serve_args(tmp)).start()
     fleet = start_fleet(tmp, cp.xds_port, envoys)
     stub = registry_pb2_grpc.RegistryStub(grpc.insecure_channel(f"127.0.0.1:{cp.xds_port}"))
     samples: list[float] = []

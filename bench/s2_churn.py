@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Sizes, acks, endpoint, expected_version, listener_yaml, start_fleet, wait_all
+from bench.common import Sizes, acks, endpoint, expected_version, listener_yaml, serve_args, start_fleet, wait_all
 from bench.report import Row, percentile
 from controlplane.translate import ENDPOINT_TYPE, ROUTE_TYPE
 from tests.e2e import ControlPlane, free_port, stopping
@@ -66,7 +66,7 @@ def run(sizes: Sizes) -> tuple[dict[str, Any], list[Row]]:
     moved: dict[int, int] = {}
     texts = [state(port, moved)]
     tmp = Path(tempfile.mkdtemp(prefix="bench-s2-"))
-    cp = ControlPlane(texts[0], tmp, ("--log-level", "info")).start()
+    cp = ControlPlane(texts[0], tmp, serve_args(tmp)).start()
     envoys = sizes.envoys
     fleet = start_fleet(tmp, cp.xds_port, envoys)
     writes: list[float] = []

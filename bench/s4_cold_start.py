@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Sizes, expected_version, route_file, start_fleet, wait_all
+from bench.common import Sizes, expected_version, route_file, serve_args, start_fleet, wait_all
 from bench.report import Row
 from bench.xds_floor import FloorServer, responses
 from controlplane.cache import Snapshot
@@ -25,7 +25,7 @@ from tests.e2e import ControlPlane, free_port, stopping, wait_for
 
 def with_control_plane(text: str, envoys: int) -> float:
     tmp = Path(tempfile.mkdtemp(prefix="bench-s4-"))
-    cp = ControlPlane(text, tmp, ("--log-level", "info")).start()
+    cp = ControlPlane(text, tmp, serve_args(tmp)).start()
     version = expected_version(text, ROUTE_TYPE, "edge")
     with stopping(cp):
         started = time.time()

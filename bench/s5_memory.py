@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Sizes, route_file, rss_mb
+from bench.common import Sizes, route_file, rss_mb, serve_args
 from bench.report import Row
 from controlplane.cache import Snapshot
 from controlplane.dsl import load_texts
@@ -27,7 +27,7 @@ def run(sizes: Sizes) -> tuple[dict[str, Any], list[Row]]:
     snapshot = Snapshot.from_resources(build_resources(load_texts([("routes.yaml", text)])))
     snapshot_mb = sum(len(r.serialized) for t in snapshot.types.values() for r in t.resources.values()) / 2**20
     tmp = Path(tempfile.mkdtemp(prefix="bench-s5-"))
-    cp = ControlPlane(text, tmp, ("--log-level", "info")).start()
+    cp = ControlPlane(text, tmp, serve_args(tmp)).start()
     rss: dict[int, float] = {}
     with stopping(cp):
         pid = cp.process.pid if cp.process else 0

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Sizes, acks, expected_version, listener_yaml, services_yaml, start_fleet
+from bench.common import Sizes, acks, expected_version, listener_yaml, serve_args, services_yaml, start_fleet
 from bench.report import Row
 from controlplane.cache import Snapshot
 from controlplane.dsl import load_texts
@@ -53,7 +53,7 @@ def run(sizes: Sizes) -> tuple[dict[str, Any], list[Row]]:
     port, other_port = free_port(), free_port()
     before_text, after_text = config(port, other_port, sizes.clusters), config(port, other_port, sizes.clusters, {0: 9})
     tmp = Path(tempfile.mkdtemp(prefix="bench-s6-"))
-    cp = ControlPlane(before_text, tmp, ("--log-level", "info")).start()
+    cp = ControlPlane(before_text, tmp, serve_args(tmp)).start()
     half = max(1, sizes.bytes_envoys // 2)
     fleets: dict[tuple[str, str], list[Envoy]] = {
         (api, group): start_fleet(tmp, cp.xds_port, half, api, f"{api}-{group}", group, QUIET)

@@ -28,7 +28,7 @@ from controlplane.cache import SnapshotCache
 from controlplane.cache.checkpoint import CheckpointError, load
 from controlplane.dsl import AddressPolicy
 from controlplane.errors import Problem
-from controlplane.fileio import LatestWriter
+from controlplane.fileio import AFTER_THE_PUSH, LatestWriter
 from controlplane.pipeline import Debounce, Pipeline
 from controlplane.registry.v1 import registry_pb2_grpc
 from controlplane.sources.files import FileSource
@@ -273,7 +273,8 @@ def _registry(
         except (OSError, ValueError, TypeError, KeyError) as exc:
             log.error("registry leases in %s ignored: %s", saved, exc)
 
-    leases = LatestWriter(saved) if saved is not None else None
+    # Register answers once the leases are on disk, which it waits for after the push.
+    leases = LatestWriter(saved, AFTER_THE_PUSH) if saved is not None else None
 
     def changed() -> Awaitable[None] | None:
         pipeline.submit_discovered(state.endpoints())

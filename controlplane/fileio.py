@@ -11,6 +11,11 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+AFTER_THE_PUSH = 0.1
+"""Seconds a state write (checkpoint, registry leases) waits before it starts: a push to every
+Envoy (20-30 ms to 50 of them on 2 cores) goes first; measured, writing during it delayed the
+last ACK by 3-5 ms (encoding, fsync and the journal work they cause compete for the cores)."""
+
 
 def write_atomically(path: Path, text: str) -> None:
     """Write to a temporary name, fsync, rename over `path`, fsync the directory."""
@@ -37,8 +42,10 @@ class LatestWriter:
     is served does not depend on it.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, delay: float = 0.0) -> None:
         self.path = path
+        self.delay = delay
+        """Seconds a write waits before it starts, in a loop: work of higher priority goes first."""
         self._pending: Callable[[], str] | None = None
         self._handoff = threading.Lock()
         self._writing = threading.Lock()
@@ -58,10 +65,15 @@ class LatestWriter:
         except RuntimeError:
             self._flush_logged()
             return None
-        task = loop.create_task(asyncio.to_thread(self._flush_logged))
+        task = loop.create_task(self._flush_soon())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def _flush_soon(self) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        await asyncio.to_thread(self._flush_logged)
 
     def _flush_logged(self) -> None:
         try:

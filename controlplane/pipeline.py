@@ -20,7 +20,7 @@ from controlplane.cache.checkpoint import FILE_NAME as CHECKPOINT_FILE
 from controlplane.cache.checkpoint import Checkpoint, encode
 from controlplane.dsl import AddressPolicy, load_texts
 from controlplane.errors import ConfigError, Problem
-from controlplane.fileio import LatestWriter
+from controlplane.fileio import AFTER_THE_PUSH, LatestWriter
 from controlplane.history import History, Published
 from controlplane.model import Endpoint, KubernetesState, Model
 from controlplane.sources.files import FileInputs
@@ -132,7 +132,7 @@ class Pipeline:
         self.on_reject: Callable[[], None] = lambda: None
         self.pinned: str | None = None
         self.state_dir = state_dir
-        self._checkpoints = LatestWriter(state_dir / CHECKPOINT_FILE) if state_dir is not None else None
+        self._checkpoints = LatestWriter(state_dir / CHECKPOINT_FILE, AFTER_THE_PUSH) if state_dir else None
         self._inputs: dict[str, str] = {}
 
     def submit(self, inputs: FileInputs) -> None:
@@ -322,8 +322,8 @@ class Pipeline:
         """Write the published snapshots to the state directory, after the pushes they start.
 
         Encoding and two fsyncs take milliseconds to seconds (a big mesh, a slow disk): done in a
-        worker thread, never on the loop that pushes; changes faster than the disk are written
-        newest only.
+        worker thread, never on the loop that pushes, and only once the push is usually over
+        (AFTER_THE_PUSH). Changes that come faster are written newest only.
         """
         if self._checkpoints is not None:
             self._checkpoints.submit(functools.partial(encode, Checkpoint(self._snapshots, self.clock(), self._inputs)))

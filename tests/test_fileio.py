@@ -64,3 +64,20 @@ def test_a_failed_write_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogC
     with caplog.at_level(logging.ERROR):
         asyncio.run(scenario())
     assert "cannot write" in caplog.text
+
+
+def test_a_delayed_write_waits_and_takes_what_came_meanwhile(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    writer = LatestWriter(path, delay=0.2)
+
+    async def scenario() -> None:
+        first = writer.submit(lambda: "old")
+        await asyncio.sleep(0.05)
+        assert not path.exists()
+        second = writer.submit(lambda: "new")
+        assert first is not None and second is not None
+        await first
+        assert path.read_text() == "new"
+        await second
+
+    asyncio.run(scenario())
