@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -162,6 +163,13 @@ def test_a_thousand_endpoint_changes_in_ten_seconds_cost_few_pushes(tmp_path: Pa
         assert pushes <= 100
 
 
+def leases_on_disk(state: Path) -> list[str]:
+    """host:port of every lease in the state directory's registry file."""
+    path = state / "registry.json"
+    saved = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    return [f"{lease['host']}:{lease['port']}" for lease in saved]
+
+
 def test_registered_endpoints_survive_a_control_plane_restart(tmp_path: Path) -> None:
     vm = Upstream("vm").start()
     port = free_port()
@@ -173,6 +181,8 @@ def test_registered_endpoints_survive_a_control_plane_restart(tmp_path: Path) ->
         joiner = register_process(vm, Gateway(cp, envoy, port), "--ttl", "30s")  # renews only every 10s
         try:
             wait_for(lambda: request(port)[1] == "vm", what="the registered endpoint serving")
+            # The client's Register returns once the lease is on disk (just after the push).
+            wait_for(lambda: leases_on_disk(state) == [vm.address], what="the lease on disk")
             with Load(port, rate=200) as load:
                 cp.kill()
                 cp.start()

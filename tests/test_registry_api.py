@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +106,15 @@ def test_watch_and_keepalive_streams(control_plane: ControlPlane) -> None:
     sizes, alive = asyncio.run(scenario())
     assert sizes == [0, 1]
     assert alive == 1
+
+
+def test_an_ok_from_register_means_the_lease_is_on_disk(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    cp = ControlPlane(ROUTES, tmp_path, extra_args=("--state-dir", str(state))).start()
+    try:
+        for port in (9001, 9002):
+            stub(cp).Register(good(port=port), timeout=5)
+            saved = json.loads((state / "registry.json").read_text(encoding="utf-8"))  # at once: no waiting
+            assert port in [lease["port"] for lease in saved]
+    finally:
+        cp.stop()
