@@ -117,7 +117,7 @@ async def serve(options: ServeOptions) -> None:
     source = FileSource(options.config_paths, options.poll_interval)
     kubernetes = kubernetes_parts(options.kubernetes, pipeline, options.policy) if options.kubernetes else None
     contacts = functools.partial(_contacts, source, kubernetes)
-    leases, registry_api = _registry(pipeline, options.policy, options.state_dir)
+    leases, registry_api, lease_file = _registry(pipeline, options.policy, options.state_dir)
     traffic = TrafficStore()
     metrics = _metrics(cache, pipeline, registry, contacts, leases, traffic)
     initial = source.poll()
@@ -157,6 +157,9 @@ async def serve(options: ServeOptions) -> None:
                 task.cancel()
     finally:
         await grpc_server.stop(grace=1.0)
+        for writer in (pipeline.checkpoints, lease_file):
+            if writer is not None:
+                writer.flush()  # a change of the last 100 ms, whose delayed write was cancelled
 
 
 async def _start_xds(
@@ -254,8 +257,9 @@ def _restore_or_wait(pipeline: Pipeline, state_dir: Path | None) -> None:
 
 def _registry(
     pipeline: Pipeline, policy: AddressPolicy, state_dir: Path | None
-) -> tuple[RegistryState, RegistryService]:
-    """The registry source, feeding its endpoints to the pipeline on every change.
+) -> tuple[RegistryState, RegistryService, LatestWriter | None]:
+    """The registry source, feeding its endpoints to the pipeline on every change; and the
+    writer of its leases file (None without a state directory).
 
     With a state directory, leases survive a restart: registered endpoints stay in every Envoy
     instead of vanishing until their clients renew.
@@ -274,16 +278,16 @@ def _registry(
             log.error("registry leases in %s ignored: %s", saved, exc)
 
     # Register answers once the leases are on disk, which it waits for after the push.
-    leases = LatestWriter(saved, AFTER_THE_PUSH) if saved is not None else None
+    lease_file = LatestWriter(saved, AFTER_THE_PUSH) if saved is not None else None
 
     def changed() -> Awaitable[None] | None:
         pipeline.submit_discovered(state.endpoints())
-        if leases is None:
+        if lease_file is None:
             return None
         text = state.dump()  # now: the state changes on
-        return leases.submit(lambda: text)
+        return lease_file.submit(lambda: text)
 
-    return state, RegistryService(state, changed)
+    return state, RegistryService(state, changed), lease_file
 
 
 def _status_server(view: View, address: str, admin_token: str | None) -> uvicorn.Server:

@@ -63,7 +63,7 @@ class LatestWriter:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._flush_logged()
+            self.flush()
             return None
         task = loop.create_task(self._flush_soon())
         self._tasks.add(task)
@@ -73,18 +73,16 @@ class LatestWriter:
     async def _flush_soon(self) -> None:
         if self.delay:
             await asyncio.sleep(self.delay)
-        await asyncio.to_thread(self._flush_logged)
-
-    def _flush_logged(self) -> None:
-        try:
-            self.flush()
-        except OSError as exc:
-            log.error("cannot write %s: %s", self.path, exc)
+        await asyncio.to_thread(self.flush)
 
     def flush(self) -> None:
-        """Write the newest content offered, if not written yet (blocking)."""
+        """Write the newest content offered, if not written yet (blocking; at shutdown, what a
+        delayed write had not written yet)."""
         with self._writing:
             with self._handoff:
                 render, self._pending = self._pending, None
             if render is not None:
-                write_atomically(self.path, render())
+                try:
+                    write_atomically(self.path, render())
+                except OSError as exc:
+                    log.error("cannot write %s: %s", self.path, exc)

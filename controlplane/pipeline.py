@@ -132,7 +132,8 @@ class Pipeline:
         self.on_reject: Callable[[], None] = lambda: None
         self.pinned: str | None = None
         self.state_dir = state_dir
-        self._checkpoints = LatestWriter(state_dir / CHECKPOINT_FILE, AFTER_THE_PUSH) if state_dir else None
+        self.checkpoints = LatestWriter(state_dir / CHECKPOINT_FILE, AFTER_THE_PUSH) if state_dir else None
+        """Writes the checkpoint after each publish (None without a state directory)."""
         self._inputs: dict[str, str] = {}
 
     def submit(self, inputs: FileInputs) -> None:
@@ -325,8 +326,8 @@ class Pipeline:
         worker thread, never on the loop that pushes, and only once the push is usually over
         (AFTER_THE_PUSH). Changes that come faster are written newest only.
         """
-        if self._checkpoints is not None:
-            self._checkpoints.submit(functools.partial(encode, Checkpoint(self._snapshots, self.clock(), self._inputs)))
+        if self.checkpoints is not None:
+            self.checkpoints.submit(functools.partial(encode, Checkpoint(self._snapshots, self.clock(), self._inputs)))
 
     def _reject(self, problems: list[Problem]) -> None:
         self.on_reject()

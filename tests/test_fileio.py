@@ -81,3 +81,22 @@ def test_a_delayed_write_waits_and_takes_what_came_meanwhile(tmp_path: Path) -> 
         await second
 
     asyncio.run(scenario())
+
+
+def test_a_write_cancelled_while_it_waits_is_written_by_flush(tmp_path: Path) -> None:
+    """At shutdown the loop cancels a delayed write; `flush` then writes what it would have."""
+    path = tmp_path / "x.json"
+    writer = LatestWriter(path, delay=10)
+
+    async def scenario() -> None:
+        task = writer.submit(lambda: "last change")
+        assert task is not None
+        await asyncio.sleep(0.01)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert not path.exists()
+    writer.flush()
+    assert path.read_text() == "last change"
+    writer.flush()  # nothing new: nothing written again
+    assert path.read_text() == "last change"
