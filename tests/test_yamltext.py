@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controlplane.dsl.yamltext import format_path, read_with_libyaml, read_with_pyyaml, read_yaml
+from controlplane.dsl.yamltext import (
+    format_path,
+    read_composed,
+    read_events,
+    read_with_libyaml,
+    read_with_pyyaml,
+    read_yaml,
+)
 from tests.conftest import ROOT
 
 
@@ -121,6 +128,61 @@ def test_libyaml_reads_the_corpus_as_pyyaml_does(path: Path) -> None:
 @given(text=_YAMLISH)
 def test_libyaml_and_pyyaml_agree_on_punctuation(text: str) -> None:
     _same(text)
+
+
+# --- libyaml's events, read directly, agree with the composer -----------------------------------
+
+
+@pytest.mark.parametrize("path", _CORPUS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_events_read_the_corpus_as_the_composer_does(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    direct = read_events(text, "f.yaml")
+    simple = text.isascii() and "\t" not in text and "&" not in text and "\n---" not in text
+    if "invalid" not in path.parts and simple:
+        assert direct is not None  # route files take the direct path
+    if direct is not None:
+        assert direct == read_composed(text, "f.yaml")
+
+
+@settings(
+    max_examples=int(os.environ.get("YAML_DIFF_EXAMPLES", "400")),
+    derandomize="YAML_DIFF_EXAMPLES" not in os.environ,
+    database=None,
+    deadline=None,
+)
+@given(text=_YAMLISH)
+def test_events_and_the_composer_agree_on_punctuation(text: str) -> None:
+    direct = read_events(text, "f.yaml")
+    if direct is not None:
+        assert direct == read_composed(text, "f.yaml")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("a: &x 1\nb: *x\n", id="anchor-and-alias"),
+        pytest.param("a: 1\na: 2\n", id="repeated-key"),
+        pytest.param("a: {<<: {b: 1}}\n", id="merge-key"),
+        pytest.param("1: a\n", id="number-key"),
+        pytest.param("[a]: b\n", id="sequence-key"),
+        pytest.param("a:\n", id="empty-value"),
+        pytest.param("a: 1\n---\nb: 2\n", id="two-documents"),
+        pytest.param("", id="no-document"),
+        pytest.param("[" * 70 + "]" * 70, id="too-deep"),
+    ],
+)
+def test_what_only_the_composer_reads_is_left_to_it(text: str) -> None:
+    assert read_events(text, "f.yaml") is None
+    assert read_with_libyaml(text, "f.yaml") == read_composed(text, "f.yaml")
+
+
+def test_the_direct_reading_keeps_positions_and_problems() -> None:
+    text = "a:\n  - x\n  - 'y'\nb: " + "9" * 101 + "\n"
+    doc = read_events(text, "f.yaml")
+    assert doc is not None
+    assert doc == read_composed(text, "f.yaml")
+    assert (doc.values[("a", 1)], doc.keys[("b",)]) == ((3, 5), (4, 1))
+    assert [(p.line, p.field) for p in doc.problems] == [(4, "b")]  # a number of 101 digits
 
 
 def test_text_beyond_ascii_is_read_by_pyyaml() -> None:

@@ -93,8 +93,12 @@ class Located:
 
 def _scalar(node: yaml.ScalarNode) -> Any:
     """Resolve a plain scalar by the YAML 1.2 core schema; quoted scalars stay strings."""
-    text = node.value
-    if node.style in ("'", '"', "|", ">") or node.tag == _STR:  # quoted, or tagged `!!str 5`
+    return _scalar_value(node.value, node.style, node.tag)
+
+
+def _scalar_value(text: str, style: str | None, tag: str) -> Any:
+    """`_scalar` of a scalar's text, style and resolved tag."""
+    if style in ("'", '"', "|", ">") or tag == _STR:  # quoted, or tagged `!!str 5`
         return text
     if text in _NULL:
         return None
@@ -111,8 +115,11 @@ def _scalar(node: yaml.ScalarNode) -> Any:
 
 def _too_many_digits(node: yaml.ScalarNode) -> bool:
     """A plain integer that `_scalar` left as text because it is longer than MAX_NUMBER_DIGITS."""
-    text = node.value
-    plain = not node.style and node.tag != _STR  # plain: None from PyYAML, "" from libyaml
+    return _long_number(node.value, node.style, node.tag)
+
+
+def _long_number(text: str, style: str | None, tag: str) -> bool:
+    plain = not style and tag != _STR  # plain: None from PyYAML, "" from libyaml
     return plain and _INT.match(text) is not None and len(text.lstrip("+-")) > MAX_NUMBER_DIGITS
 
 
@@ -208,9 +215,9 @@ class _Builder:
         value = _scalar(node)
         if isinstance(value, str) and _too_many_digits(node):
             self._problem(*_mark(node), path, f"a number may have at most {MAX_NUMBER_DIGITS} digits")
-        return self._without_surrogates(value, node, path) if isinstance(value, str) else value
+        return self._without_surrogates(value, _mark(node), path) if isinstance(value, str) else value
 
-    def _without_surrogates(self, text: str, node: yaml.Node, path: Path) -> str:
+    def _without_surrogates(self, text: str, mark: tuple[int, int], path: Path) -> str:
         """Refuse lone surrogates (`"\\ud800"`): they are not characters and cannot be written as UTF-8.
 
         The text goes on with U+FFFD in their place, so the schema checks see valid text and
@@ -218,7 +225,7 @@ class _Builder:
         """
         if text.isascii() or not _SURROGATE.search(text):
             return text
-        line, col = _mark(node)
+        line, col = mark
         self._problem(line, col, path, "text contains a lone surrogate (\\uD800-\\uDFFF escape), not a character")
         return _SURROGATE.sub("\ufffd", text)
 
@@ -236,7 +243,7 @@ class _Builder:
             if key == "<<":
                 self._problem(line, col, (*path, key), "YAML merge keys (<<) are not supported: write the fields out")
                 continue
-            key = self._without_surrogates(key, key_node, (*path, key))
+            key = self._without_surrogates(key, (line, col), (*path, key))
             self.doc.keys[(*path, key)] = (line, col)
             result[key] = self.build(value_node, (*path, key))
         return result
@@ -244,6 +251,83 @@ class _Builder:
     def _problem(self, line: int, col: int, path: Path, message: str) -> None:
         field = _SURROGATE.sub("\ufffd", format_path(path))  # a key may hold one (see _without_surrogates)
         self.doc.problems.append(Problem(self.source, line, col, field, message))
+
+
+class _EventBuilder(_Builder):
+    """`_Builder`'s values, positions and problems, built from libyaml's events as they come."""
+
+    def __init__(self, next_event: Any, source: str) -> None:
+        super().__init__(source)
+        self._next = next_event
+
+    def read(self) -> Located:
+        next_event = self._next
+        next_event()  # the stream's start
+        if type(next_event()) is not yaml.DocumentStartEvent:
+            raise _Differs
+        self.doc.value = self._value(next_event(), ())
+        next_event()  # the document's end
+        if type(next_event()) is not yaml.StreamEndEvent:
+            raise _Differs
+        return self.doc
+
+    def _value(self, event: Any, path: Path) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES or len(path) > MAX_DEPTH or event.anchor is not None:
+            raise _Differs  # aliases included: their `anchor` is the name they refer to
+        at = _event_at(event)
+        self.doc.values[path] = at
+        kind = type(event)
+        if kind is yaml.ScalarEvent:
+            return self._scalar(event, path, at)
+        if kind is yaml.MappingStartEvent:
+            return self._mapping_events(path)
+        if kind is not yaml.SequenceStartEvent:
+            raise _Differs
+        items: list[Any] = []
+        while type(item := self._next()) is not yaml.SequenceEndEvent:
+            items.append(self._value(item, (*path, len(items))))
+        return items
+
+    def _scalar(self, event: Any, path: Path, at: tuple[int, int]) -> Any:
+        text, style, tag = event.value, event.style, _event_tag(event)
+        value = _scalar_value(text, style, tag)
+        if not isinstance(value, str):
+            return value
+        if _long_number(text, style, tag):
+            self._problem(*at, path, f"a number may have at most {MAX_NUMBER_DIGITS} digits")
+        return self._without_surrogates(value, at, path)
+
+    def _mapping_events(self, path: Path) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        while type(event := self._next()) is not yaml.MappingEndEvent:
+            if type(event) is not yaml.ScalarEvent or event.anchor is not None:
+                raise _Differs
+            key = _scalar_value(event.value, event.style, _event_tag(event))
+            if not isinstance(key, str) or key in result or key == "<<":
+                raise _Differs  # problems the composer path reports
+            at = _event_at(event)
+            key = self._without_surrogates(key, at, (*path, key))
+            self.doc.keys[(*path, key)] = at
+            result[key] = self._value(self._next(), (*path, key))
+        return result
+
+
+def _event_at(event: Any) -> tuple[int, int]:
+    """Line and column (from 1) where `event` starts."""
+    mark = event.start_mark
+    return (mark.line + 1, mark.column + 1)
+
+
+def _event_tag(event: Any) -> str:
+    """The tag `_Limited.resolve` gives a scalar event; an empty plain value is the composer's
+    (libyaml and PyYAML place it differently, see `_LibyamlLoader`)."""
+    if not event.value and not event.style:
+        raise _Differs
+    tag = event.tag
+    if tag is None or tag == "!":
+        return _PLAIN if tag == "!" or event.implicit[0] else _STR
+    return typing.cast(str, tag)
 
 
 def _key_path(path: Path, key_node: yaml.Node) -> Path:
@@ -274,11 +358,27 @@ def read_with_libyaml(text: str, source: str) -> Located | None:
     does not) and characters beyond ASCII (columns counted differently)."""
     if not _LIBYAML or not text.isascii() or "\t" in text:
         return None
+    return read_events(text, source) or read_composed(text, source)
+
+
+def read_composed(text: str, source: str) -> Located | None:
+    """`read_with_libyaml` through PyYAML's composer: every document libyaml reads."""
     try:
         nodes = list(yaml.compose_all(text, Loader=typing.cast(Any, _LibyamlLoader)))
     except (yaml.YAMLError, _TooLarge, _Differs):
         return None
     return _located(nodes, source)
+
+
+def read_events(text: str, source: str) -> Located | None:
+    """`read_composed` straight from libyaml's events, without PyYAML's Python composer and its
+    nodes (about twice as fast); None for what only the composer handles: anchors and aliases,
+    keys that are not plain strings, repeated and merge keys, empty values, no document or more
+    than one, documents at the limits."""
+    try:
+        return _EventBuilder(_CParser(text).get_event, source).read()
+    except (yaml.YAMLError, _Differs):
+        return None
 
 
 def read_with_pyyaml(text: str, source: str) -> Located:
