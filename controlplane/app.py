@@ -157,9 +157,14 @@ async def serve(options: ServeOptions) -> None:
                 task.cancel()
     finally:
         await grpc_server.stop(grace=1.0)
-        for writer in (pipeline.checkpoints, lease_file):
-            if writer is not None:
-                writer.flush()  # a change of the last 100 ms, whose delayed write was cancelled
+        _flush_state(pipeline.checkpoints, lease_file)
+
+
+def _flush_state(*writers: LatestWriter | None) -> None:
+    """Write what a change of the last 100 ms left to write (its delayed write was cancelled)."""
+    for writer in writers:
+        if writer is not None:
+            writer.flush()
 
 
 async def _start_xds(
