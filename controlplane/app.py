@@ -285,7 +285,7 @@ def _registry(
     # Register answers once the leases are on disk, which it waits for after the push.
     lease_file = LatestWriter(saved, AFTER_THE_PUSH) if saved is not None else None
 
-    def changed() -> Awaitable[None] | None:
+    def changed() -> Awaitable[bool] | None:
         pipeline.submit_discovered(state.endpoints())
         if lease_file is None:
             return None

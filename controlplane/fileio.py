@@ -38,8 +38,8 @@ class LatestWriter:
 
     A disk that takes 1-50 ms per fsync must not hold up the loop that pushes to Envoys. Writes
     run in a worker thread one at a time; content offered while one runs waits, and only the
-    newest of what waited is written. Failures are logged: the file is a copy for restarts, what
-    is served does not depend on it.
+    newest of what waited is written. Failures are logged, and reported to whoever waits for the
+    write: the file is a copy for restarts, what is served does not depend on it.
     """
 
     def __init__(self, path: Path, delay: float = 0.0) -> None:
@@ -49,14 +49,17 @@ class LatestWriter:
         self._pending: Callable[[], str] | None = None
         self._handoff = threading.Lock()
         self._writing = threading.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._written = True
+        """Whether the last write succeeded."""
+        self._tasks: set[asyncio.Task[bool]] = set()
         """Writes under way (kept here: the event loop holds tasks only weakly)."""
 
-    def submit(self, render: Callable[[], str]) -> asyncio.Task[None] | None:
+    def submit(self, render: Callable[[], str]) -> asyncio.Task[bool] | None:
         """Write what `render` returns; it is called in the worker thread, so it may be slow.
 
-        In an event loop: returns a task that ends once this content, or newer, is on disk
-        (awaiting it is optional). Outside one (tools, tests): writes at once, returns None.
+        In an event loop: returns a task that ends once this content, or newer, is on disk (True)
+        or could not be written (False); awaiting it is optional. Outside one (tools, tests):
+        writes at once, returns None.
         """
         with self._handoff:
             self._pending = render
@@ -70,19 +73,22 @@ class LatestWriter:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _flush_soon(self) -> None:
+    async def _flush_soon(self) -> bool:
         if self.delay:
             await asyncio.sleep(self.delay)
-        await asyncio.to_thread(self.flush)
+        return await asyncio.to_thread(self.flush)
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
         """Write the newest content offered, if not written yet (blocking; at shutdown, what a
-        delayed write had not written yet)."""
+        delayed write had not written yet). Returns whether the newest content is on disk."""
         with self._writing:
             with self._handoff:
                 render, self._pending = self._pending, None
             if render is not None:
                 try:
                     write_atomically(self.path, render())
+                    self._written = True
                 except OSError as exc:
+                    self._written = False
                     log.error("cannot write %s: %s", self.path, exc)
+            return self._written

@@ -59,7 +59,7 @@ def test_a_failed_write_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogC
     async def scenario() -> None:
         task = writer.submit(lambda: "lost")
         assert task is not None
-        await task
+        assert await task is False  # whoever waits learns it
 
     with caplog.at_level(logging.ERROR):
         asyncio.run(scenario())

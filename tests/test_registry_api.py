@@ -118,3 +118,18 @@ def test_an_ok_from_register_means_the_lease_is_on_disk(tmp_path: Path) -> None:
             assert port in [lease["port"] for lease in saved]
     finally:
         cp.stop()
+
+
+def test_a_lease_that_cannot_be_written_is_reported_not_acknowledged(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "registry.json").mkdir(parents=True)  # the write's rename onto it fails
+    cp = ControlPlane(ROUTES, tmp_path, extra_args=("--state-dir", str(state))).start()
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            stub(cp).Register(good(), timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "could not be written to the state directory" in str(refused.value.details())
+        listed = stub(cp).List(registry_pb2.ListRequest(service="billing"), timeout=5)
+        assert [r.port for r in listed.registrations] == [8080]  # served all the same
+    finally:
+        cp.stop()

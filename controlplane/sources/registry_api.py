@@ -3,7 +3,7 @@
 Maps requests to RegistryState calls and RegistryError kinds to gRPC status codes; tells the
 composition root about every change through `on_change`. Register and Deregister answer once
 what `on_change` returns (the leases' write to disk, with `--state-dir`) is done: an OK means the
-change survives a restart.
+change survives a restart; UNAVAILABLE, that it is served but could not be written.
 """
 
 from __future__ import annotations
@@ -34,13 +34,13 @@ class RegistryService(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc]
     def __init__(
         self,
         state: RegistryState,
-        on_change: Callable[[], Awaitable[None] | None],
+        on_change: Callable[[], Awaitable[bool] | None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.state, self.on_change, self.clock = state, on_change, clock
         self._watchers: set[asyncio.Queue[None]] = set()
 
-    def changed(self) -> Awaitable[None] | None:
+    def changed(self) -> Awaitable[bool] | None:
         """Call after every change to the registrations (including expiry); returns `on_change`'s result."""
         pending = self.on_change()
         for queue in self._watchers:
@@ -48,10 +48,14 @@ class RegistryService(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc]
                 queue.put_nowait(None)
         return pending
 
-    async def _changed_durably(self) -> None:
+    async def _changed_durably(self, context: grpc.aio.ServicerContext) -> None:
         pending = self.changed()
-        if pending is not None:
-            await pending
+        if pending is not None and not await pending:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                "the change is served, but could not be written to the state directory "
+                "(see the control plane's log): it would not survive a restart",
+            )
 
     async def Register(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         wanted = RegisterInput(
@@ -64,7 +68,7 @@ class RegistryService(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc]
             ttl_ms=request.ttl_ms,
         )
         lease = await _call(context, lambda: self.state.register(wanted, self.clock()))
-        await self._changed_durably()
+        await self._changed_durably(context)
         return registry_pb2.RegisterResponse(lease_id=lease.lease_id, ttl_ms=lease.ttl_ms)
 
     async def Renew(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -80,7 +84,7 @@ class RegistryService(registry_pb2_grpc.RegistryServicer):  # type: ignore[misc]
     async def Deregister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         lease_id, drain_ms = str(request.lease_id), int(request.drain_ms)
         await _call(context, lambda: self.state.deregister(lease_id, drain_ms, self.clock()))
-        await self._changed_durably()
+        await self._changed_durably(context)
         return registry_pb2.DeregisterResponse()
 
     async def List(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
