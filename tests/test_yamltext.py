@@ -96,6 +96,13 @@ _CORPUS = sorted(
 )
 _YAMLISH = st.text(alphabet=" \t\n\r-:{}[],'\"&*!|>#?%@`\\abz019.~", max_size=300)
 """YAML's punctuation, to reach the parsers' rarer paths (ASCII: the only text libyaml reads)."""
+_FUZZ = settings(
+    max_examples=int(os.environ.get("YAML_DIFF_EXAMPLES", "400")),
+    derandomize="YAML_DIFF_EXAMPLES" not in os.environ,
+    database=None,
+    deadline=None,
+)
+"""Generated texts per test: 400, the same every run; YAML_DIFF_EXAMPLES=N for N random ones."""
 
 
 def _same(text: str) -> None:
@@ -119,12 +126,7 @@ def test_libyaml_reads_the_corpus_as_pyyaml_does(path: Path) -> None:
     _same(text)
 
 
-@settings(
-    max_examples=int(os.environ.get("YAML_DIFF_EXAMPLES", "400")),
-    derandomize="YAML_DIFF_EXAMPLES" not in os.environ,
-    database=None,
-    deadline=None,
-)
+@_FUZZ
 @given(text=_YAMLISH)
 def test_libyaml_and_pyyaml_agree_on_punctuation(text: str) -> None:
     _same(text)
@@ -144,12 +146,7 @@ def test_events_read_the_corpus_as_the_composer_does(path: Path) -> None:
         assert direct == read_composed(text, "f.yaml")
 
 
-@settings(
-    max_examples=int(os.environ.get("YAML_DIFF_EXAMPLES", "400")),
-    derandomize="YAML_DIFF_EXAMPLES" not in os.environ,
-    database=None,
-    deadline=None,
-)
+@_FUZZ
 @given(text=_YAMLISH)
 def test_events_and_the_composer_agree_on_punctuation(text: str) -> None:
     direct = read_events(text, "f.yaml")

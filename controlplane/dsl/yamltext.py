@@ -113,12 +113,8 @@ def _scalar_value(text: str, style: str | None, tag: str) -> Any:
     return text
 
 
-def _too_many_digits(node: yaml.ScalarNode) -> bool:
-    """A plain integer that `_scalar` left as text because it is longer than MAX_NUMBER_DIGITS."""
-    return _long_number(node.value, node.style, node.tag)
-
-
 def _long_number(text: str, style: str | None, tag: str) -> bool:
+    """A plain integer that `_scalar_value` left as text because it is longer than MAX_NUMBER_DIGITS."""
     plain = not style and tag != _STR  # plain: None from PyYAML, "" from libyaml
     return plain and _INT.match(text) is not None and len(text.lstrip("+-")) > MAX_NUMBER_DIGITS
 
@@ -212,10 +208,16 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
         assert isinstance(node, yaml.ScalarNode)
-        value = _scalar(node)
-        if isinstance(value, str) and _too_many_digits(node):
-            self._problem(*_mark(node), path, f"a number may have at most {MAX_NUMBER_DIGITS} digits")
-        return self._without_surrogates(value, _mark(node), path) if isinstance(value, str) else value
+        return self._scalar(node.value, node.style, node.tag, _mark(node), path)
+
+    def _scalar(self, text: str, style: str | None, tag: str, at: tuple[int, int], path: Path) -> Any:
+        """The value of a scalar at `at`; problems for numbers too long and lone surrogates."""
+        value = _scalar_value(text, style, tag)
+        if not isinstance(value, str):
+            return value
+        if _long_number(text, style, tag):
+            self._problem(*at, path, f"a number may have at most {MAX_NUMBER_DIGITS} digits")
+        return self._without_surrogates(value, at, path)
 
     def _without_surrogates(self, text: str, mark: tuple[int, int], path: Path) -> str:
         """Refuse lone surrogates (`"\\ud800"`): they are not characters and cannot be written as UTF-8.
@@ -279,7 +281,7 @@ class _EventBuilder(_Builder):
         self.doc.values[path] = at
         kind = type(event)
         if kind is yaml.ScalarEvent:
-            return self._scalar(event, path, at)
+            return self._scalar(event.value, event.style, _event_tag(event), at, path)
         if kind is yaml.MappingStartEvent:
             return self._mapping_events(path)
         if kind is not yaml.SequenceStartEvent:
@@ -288,15 +290,6 @@ class _EventBuilder(_Builder):
         while type(item := self._next()) is not yaml.SequenceEndEvent:
             items.append(self._value(item, (*path, len(items))))
         return items
-
-    def _scalar(self, event: Any, path: Path, at: tuple[int, int]) -> Any:
-        text, style, tag = event.value, event.style, _event_tag(event)
-        value = _scalar_value(text, style, tag)
-        if not isinstance(value, str):
-            return value
-        if _long_number(text, style, tag):
-            self._problem(*at, path, f"a number may have at most {MAX_NUMBER_DIGITS} digits")
-        return self._without_surrogates(value, at, path)
 
     def _mapping_events(self, path: Path) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -315,8 +308,7 @@ class _EventBuilder(_Builder):
 
 def _event_at(event: Any) -> tuple[int, int]:
     """Line and column (from 1) where `event` starts."""
-    mark = event.start_mark
-    return (mark.line + 1, mark.column + 1)
+    return _mark_of(event.start_mark)
 
 
 def _event_tag(event: Any) -> str:

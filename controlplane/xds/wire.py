@@ -14,8 +14,9 @@ still in flight name it), is never handed out: `avoid` gets a response of its ow
 from __future__ import annotations
 
 import itertools
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf import any_pb2
@@ -61,37 +62,42 @@ class Wire:
         # `version` hashes every name and version the stream should hold, so it and the carried
         # names say exactly which bytes go out; "everything" spares hashing thousands of names.
         key = (type_url, version, True) if everything else (type_url, version, tuple(r.name for r in carried))
-        found = self._shared.get(key)
-        if found is not None and found.nonce != avoid:
-            return found
-        nonce = str(next(self._nonces))
-        message = discovery_pb2.DiscoveryResponse(
-            version_info=version,
-            type_url=type_url,
-            nonce=nonce,
-            resources=[any_pb2.Any(type_url=type_url, value=r.serialized) for r in carried],
-        )
-        return self._keep(key, Outgoing(type_url, nonce, len(carried), message.SerializeToString()))
+
+        def build(nonce: str) -> Any:
+            resources = [any_pb2.Any(type_url=type_url, value=r.serialized) for r in carried]
+            return discovery_pb2.DiscoveryResponse(
+                version_info=version, type_url=type_url, nonce=nonce, resources=resources
+            )
+
+        return self._shared_or_built(key, avoid, type_url, len(carried), build)
 
     def delta(
         self, type_url: str, version: str, changed: Sequence[Resource], removed: Sequence[str], avoid: str
     ) -> Outgoing:
         """A DeltaDiscoveryResponse with `changed` resources and `removed` names, for a stream at `version`."""
         key = (type_url, version, tuple(r.name for r in changed), tuple(removed))
+
+        def build(nonce: str) -> Any:
+            return discovery_pb2.DeltaDiscoveryResponse(
+                system_version_info=version,
+                type_url=type_url,
+                nonce=nonce,
+                resources=[_delta_resource(type_url, r) for r in changed],
+                removed_resources=removed,
+            )
+
+        return self._shared_or_built(key, avoid, type_url, len(changed), build)
+
+    def _shared_or_built(
+        self, key: Hashable, avoid: str, type_url: str, count: int, build: Callable[[str], Any]
+    ) -> Outgoing:
+        """The shared response under `key`, unless its nonce is `avoid`; else `build(new nonce)`,
+        serialized and kept for the next streams while under the byte budget."""
         found = self._shared.get(key)
         if found is not None and found.nonce != avoid:
             return found
         nonce = str(next(self._nonces))
-        message = discovery_pb2.DeltaDiscoveryResponse(
-            system_version_info=version,
-            type_url=type_url,
-            nonce=nonce,
-            resources=[_delta_resource(type_url, r) for r in changed],
-            removed_resources=removed,
-        )
-        return self._keep(key, Outgoing(type_url, nonce, len(changed), message.SerializeToString()))
-
-    def _keep(self, key: Hashable, response: Outgoing) -> Outgoing:
+        response = Outgoing(type_url, nonce, count, build(nonce).SerializeToString())
         if self._bytes + len(response.payload) <= self._max_bytes:
             self._shared[key] = response
             self._bytes += len(response.payload)

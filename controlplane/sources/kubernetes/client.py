@@ -39,8 +39,9 @@ def _kubernetes() -> Any:
 
 def load_configuration(kubeconfig: str | None) -> k8s.Configuration:
     """`--kubeconfig` when given; otherwise in-cluster config, then the default kubeconfig."""
-    k8s_config = _kubernetes().config
-    configuration = _kubernetes().client.Configuration()
+    kubernetes = _kubernetes()
+    k8s_config = kubernetes.config
+    configuration = kubernetes.client.Configuration()
     if kubeconfig:
         k8s_config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         return configuration
