@@ -33,7 +33,7 @@ from controlplane.pipeline import Debounce, Pipeline
 from controlplane.registry.v1 import registry_pb2_grpc
 from controlplane.sources.files import FileSource
 from controlplane.sources.kubernetes.source import KubernetesOptions
-from controlplane.sources.registry import RegistryState
+from controlplane.sources.registry import RegistryState, dump_leases
 from controlplane.sources.registry_api import RegistryService, expire_leases
 from controlplane.status.server import create_app
 from controlplane.telemetry.alerts import AlertEngine
@@ -289,8 +289,8 @@ def _registry(
         pipeline.submit_discovered(state.endpoints())
         if lease_file is None:
             return None
-        text = state.dump()  # now: the state changes on
-        return lease_file.submit(lambda: text)
+        leases = state.registrations()  # now: the state changes on; rendered by the writer
+        return lease_file.submit(lambda: dump_leases(leases))
 
     return state, RegistryService(state, changed), lease_file
 

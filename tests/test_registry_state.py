@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pytest
 
 from controlplane.dsl import AddressPolicy, load_texts
@@ -123,3 +126,13 @@ def test_leases_survive_a_restart_with_one_full_ttl() -> None:
     assert (restored.expires_at, restored.metadata) == (205.0, (("v", "2"),))
     after.renew(live.lease_id, now=201.0)  # the client renews on the new process as before
     assert [e.host for e in after.endpoints()["billing"]] == ["10.0.0.1"]
+
+
+def test_lease_file_is_what_asdict_gives() -> None:
+    """The lease file keeps its format: each lease's fields as dataclasses.asdict renders them."""
+    registry = state()
+    registry.register(ok(metadata=(("v", "2"), ("a", "b"))), now=100.0)
+    registry.register(ok(address="10.0.0.3"), now=100.0)
+    expected = json.dumps([dataclasses.asdict(lease) for lease in registry.registrations()], sort_keys=True)
+    assert registry.dump() == expected
+    assert json.loads(registry.dump())[0]["metadata"] == [["a", "b"], ["v", "2"]]
