@@ -39,6 +39,10 @@ class Session:
     """Names the client said it holds when it opened each delta type (`initial_resource_versions`)."""
     wire: Wire = field(default_factory=Wire)
     """Builds the responses; the server's is shared by every stream (a fresh one: this stream's own)."""
+    _settled_on: Snapshot | None = field(default=None, repr=False, compare=False)
+    """The snapshot `responses` last worked out, while no request since can change its answer."""
+    _answered: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+    """Types that the last `responses` sent from `_settled_on` (with nothing held back)."""
 
     def on_request(self, request: Any, now: float) -> str:
         """Apply one request; returns "stale", "ack", "nack" or "request".
@@ -53,7 +57,31 @@ class Session:
         if state is None:
             state = DeltaState(request.type_url) if self.delta else SotwState(request.type_url)
             self.states[request.type_url] = state
-        return state.on_request(request, now)
+            self._settled_on = None
+        requested = state.requested if isinstance(state, SotwState) else None
+        outcome = state.on_request(request, now)
+        if not self._changes_nothing(request, outcome, state, requested):
+            self._settled_on = None
+        return outcome
+
+    def _changes_nothing(self, request: Any, outcome: str, state: State, requested: frozenset[str] | None) -> bool:
+        """Whether `responses` must still answer nothing for the snapshot it last worked out.
+
+        True for a stale request, and for the ACK of a response that snapshot itself produced,
+        its names unchanged: the client now holds what it was sent, and nothing else moved. Not
+        for clusters: their ACK lets listeners and routes go, and removes held clusters. With 50
+        Envoys, this spares 50 walks of every type per change (one per ACK), on the event loop
+        that stamps the last ACK.
+        """
+        if outcome not in ("ack", "stale"):
+            return False
+        if self.delta:
+            renamed = bool(request.resource_names_subscribe or request.resource_names_unsubscribe)
+        else:
+            renamed = isinstance(state, SotwState) and state.requested is not requested
+        if renamed:
+            return False
+        return outcome == "stale" or (request.type_url != CLUSTER_TYPE and request.type_url in self._answered)
 
     def _check(self, request: Any) -> None:
         state = self.states.get(request.type_url)
@@ -73,15 +101,19 @@ class Session:
         First with every cluster the client holds kept; once nothing is pending, the final
         step sends the exact snapshot, which removes clusters no longer used.
         """
+        if snapshot is self._settled_on:
+            return []
         # The version of a snapshot's own mapping is known: not hashed again per stream and request.
         types = [snapshot.get(t) for t in TYPE_ORDER]
         known = {id(s.resources): s.version for s in types}
         exact = {s.type_url: s.resources for s in types}  # shared, never changed
         kept = self._with_held(exact)
         responses, waiting = self._next(kept, known)
-        if responses or waiting or kept is exact:
-            return responses
-        return self._next(exact, known)[0]
+        if not responses and not waiting and kept is not exact:
+            responses = self._next(exact, known)[0]
+        self._settled_on = snapshot
+        self._answered = frozenset(r.type_url for r in responses) if kept is exact else frozenset()
+        return responses
 
     def _with_held(self, desired: Desired) -> Desired:
         """`desired` plus the clusters and endpoints the client holds; `desired` itself if that adds none."""
