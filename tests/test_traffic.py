@@ -173,6 +173,25 @@ def test_every_type_has_a_nack_series_from_the_start() -> None:
         assert f'controlplane_xds_nacks_total{{type="{name}"}} 0.0' in text
 
 
+def test_pushes_and_acks_are_counted_per_type() -> None:
+    metrics = Metrics(Readings(lambda: 0, lambda: 0, lambda: True, lambda: {}, lambda: 0, lambda: 0))
+    endpoints, routes = (
+        f"type.googleapis.com/envoy.config.{t}"
+        for t in ("endpoint.v3.ClusterLoadAssignment", "route.v3.RouteConfiguration")
+    )
+    for _ in range(3):
+        metrics.pushed(endpoints)
+    metrics.pushed(routes)
+    metrics.acked(endpoints, 0.002, 0.004)
+    metrics.acked(endpoints, 0.003, 0.2)
+    text = metrics.render().decode()
+    assert 'controlplane_xds_pushes_total{type="ClusterLoadAssignment"} 3.0' in text
+    assert 'controlplane_xds_pushes_total{type="RouteConfiguration"} 1.0' in text
+    assert 'controlplane_xds_push_round_trip_seconds_count{type="ClusterLoadAssignment"} 2.0' in text
+    assert 'controlplane_xds_convergence_seconds_bucket{le="0.005",type="ClusterLoadAssignment"} 1.0' in text
+    assert 'controlplane_xds_convergence_seconds_count{type="RouteConfiguration"} 0.0' in text  # pushed, not ACKed
+
+
 def test_an_ambiguous_version_prefix_names_nothing() -> None:
     history = History()
     for version in ("abcdef111111", "abcdef222222", "abcdef111111"):

@@ -39,6 +39,15 @@ class Readings:
     """Per service, over the last minute: (requests/s, error ratio, p99 ms or None)."""
 
 
+@dataclass(frozen=True)
+class _TypeSeries:
+    """The labelled series of one xDS resource type."""
+
+    pushes: Counter
+    round_trip: Histogram
+    convergence: Histogram
+
+
 class Metrics:
     """The metrics of one control-plane process; also the xDS server's observer."""
 
@@ -79,13 +88,26 @@ class Metrics:
         """Per (service, endpoint), last minute: (requests/s, error ratio, Envoys that have it unhealthy)."""
         r.register(_Gauges(readings, lambda: self.alert_counts()))
         r.register(_EndpointGauges(lambda: self.endpoint_figures()))
+        self._by_type: dict[str, _TypeSeries] = {}
 
     def pushed(self, type_url: str) -> None:
-        self.pushes.labels(short_type(type_url)).inc()
+        self._series(type_url).pushes.inc()
 
     def acked(self, type_url: str, round_trip: float, since_publish: float) -> None:
-        self.round_trip.labels(short_type(type_url)).observe(round_trip)
-        self.convergence.labels(short_type(type_url)).observe(since_publish)
+        series = self._series(type_url)
+        series.round_trip.observe(round_trip)
+        series.convergence.observe(since_publish)
+
+    def _series(self, type_url: str) -> _TypeSeries:
+        """The per-type series, looked up by label once per type rather than on every push and ACK
+        (prometheus_client takes a lock and builds the label key each time: 50 Envoys, 100 calls
+        per change). Only the four served types are ever pushed or ACKed."""
+        found = self._by_type.get(type_url)
+        if found is None:
+            name = short_type(type_url)
+            found = _TypeSeries(self.pushes.labels(name), self.round_trip.labels(name), self.convergence.labels(name))
+            self._by_type[type_url] = found
+        return found
 
     def nacked(self, type_url: str) -> None:
         self.nacks.labels(short_type(type_url)).inc()
