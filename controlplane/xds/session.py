@@ -16,7 +16,13 @@ from typing import Any
 from controlplane.cache.snapshot import Resource, Snapshot, resources_version
 from controlplane.translate import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE, TYPE_ORDER
 from controlplane.xds.delta import DeltaState
-from controlplane.xds.limits import MAX_NAMES_PER_STREAM, MAX_TYPES_PER_STREAM, LimitExceeded, check_names
+from controlplane.xds.limits import (
+    MAX_NAME_BYTES,
+    MAX_NAMES_PER_STREAM,
+    MAX_TYPES_PER_STREAM,
+    LimitExceeded,
+    check_names,
+)
 from controlplane.xds.sotw import SotwState
 from controlplane.xds.types import TypeStatus
 from controlplane.xds.wire import Outgoing, Wire
@@ -185,7 +191,8 @@ def _updated(state: State, resources: Mapping[str, Resource]) -> set[str]:
 
 def _sotw_added(request: Any, state: State | None) -> int:
     """Names a SotW request adds to the stream (it replaces its type's names); checks their length."""
-    check_names(request.resource_names)
+    if request.ByteSize() > MAX_NAME_BYTES:  # a request no longer than the limit holds no longer name
+        check_names(request.resource_names)
     return len(request.resource_names) - (len(state.names) if state is not None else 0)
 
 
