@@ -2,7 +2,7 @@
 
 It does nothing per request but look up bytes prepared in advance and note ACKs with the time
 they came, so Envoys served by it measure what applying the config costs Envoy itself, plus
-loopback and gRPC. The control plane's figures are set against it.
+loopback and gRPC (with the control plane's gRPC settings). The control plane's figures are set against it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from google.protobuf import any_pb2
 
 from controlplane.cache import Snapshot
 from controlplane.translate import TYPE_ORDER
+from controlplane.xds.grpc_server import SERVER_OPTIONS
 
 METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 
@@ -69,7 +70,9 @@ class FloorServer:
         generic = grpc.method_handlers_generic_handler(
             "envoy.service.discovery.v3.AggregatedDiscoveryService", {"StreamAggregatedResources": handler}
         )
-        self._server = grpc.aio.server(options=[("grpc.max_send_message_length", 64 * 2**20)])
+        # The control plane's own gRPC settings (without them, gRPC's bandwidth probe alone cost
+        # the floor ~4 ms of CPU per push to 50 Envoys): only the work above gRPC differs.
+        self._server = grpc.aio.server(options=SERVER_OPTIONS)
         self._server.add_generic_rpc_handlers((generic,))
         self.port = self._server.add_insecure_port("127.0.0.1:0")
         await self._server.start()
