@@ -2,7 +2,8 @@
 
 It does nothing per request but look up bytes prepared in advance and note ACKs with the time
 they came, so Envoys served by it measure what applying the config costs Envoy itself, plus
-loopback and gRPC (with the control plane's gRPC settings). The control plane's figures are set against it.
+loopback and gRPC (with the control plane's gRPC settings). The control plane's figures are set
+against it.
 """
 
 from __future__ import annotations
