@@ -44,6 +44,7 @@ class _TypeSeries:
     """The labelled series of one xDS resource type."""
 
     pushes: Counter
+    nacks: Counter
     round_trip: Histogram
     convergence: Histogram
 
@@ -101,16 +102,21 @@ class Metrics:
     def _series(self, type_url: str) -> _TypeSeries:
         """The per-type series, looked up by label once per type rather than on every push and ACK
         (prometheus_client takes a lock and builds the label key each time: 50 Envoys, 100 calls
-        per change). Only the four served types are ever pushed or ACKed."""
+        per change). Only the four served types are ever pushed, ACKed or NACKed."""
         found = self._by_type.get(type_url)
         if found is None:
             name = short_type(type_url)
-            found = _TypeSeries(self.pushes.labels(name), self.round_trip.labels(name), self.convergence.labels(name))
+            found = _TypeSeries(
+                self.pushes.labels(name),
+                self.nacks.labels(name),
+                self.round_trip.labels(name),
+                self.convergence.labels(name),
+            )
             self._by_type[type_url] = found
         return found
 
     def nacked(self, type_url: str) -> None:
-        self.nacks.labels(short_type(type_url)).inc()
+        self._series(type_url).nacks.inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
